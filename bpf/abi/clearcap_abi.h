@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The only structures shared between the BPF programs and userspace.
+ *
+ * Rules: plain C, fixed-width types, explicit padding, every field 8-byte
+ * aligned where it is 8 bytes wide. Layout is checked by static asserts at
+ * the bottom of this file (both compilers) and by tests/unit/abi_layout_test.
+ * Changing a layout means bumping CC_ABI_VERSION.
+ */
+#ifndef CLEARCAP_ABI_H
+#define CLEARCAP_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define CC_ABI_VERSION 1
+
+/* Payload bytes carried by one record at most. A larger SSL_read/SSL_write is
+ * split into several records (chunks), each with its byte offset. */
+#define CC_CHUNK_MAX 16384u
+/* Maximum chunks emitted for one library call; bytes beyond are counted as
+ * lost (CC_STAT_CHUNK_LIMIT_BYTES). 512 x 16 KiB = 8 MiB per call. */
+#define CC_MAX_CHUNKS_PER_CALL 512u
+
+#define CC_COMM_LEN 16
+#define CC_ADDR_LEN 16
+
+/* cc_record_hdr.type */
+enum cc_record_type {
+	CC_REC_DATA = 1, /* struct cc_data_event + payload */
+};
+
+/* cc_data_event.direction */
+enum cc_direction {
+	CC_DIR_WRITE = 0, /* the process wrote (sent) plaintext */
+	CC_DIR_READ = 1,  /* the process read (received) plaintext */
+};
+
+/* cc_data_event.source: which library function produced the bytes */
+enum cc_source {
+	CC_SRC_SSL_WRITE = 0,
+	CC_SRC_SSL_READ = 1,
+	CC_SRC_SSL_WRITE_EX = 2,
+	CC_SRC_SSL_READ_EX = 3,
+};
+
+/* cc_data_event.flags */
+#define CC_FLAG_HAS_TUPLE (1u << 0)  /* family/addresses/ports are valid */
+#define CC_FLAG_LAST_CHUNK (1u << 1) /* last chunk of this library call */
+#define CC_FLAG_FD_CACHED (1u << 2)  /* fd came from the per-connection cache, not this call's syscall */
+
+/* Every ring record starts with this header. */
+struct cc_record_hdr {
+	__u16 type;     /* enum cc_record_type */
+	__u16 hdr_len;  /* size of the type's fixed struct (includes this header) */
+	__u32 data_len; /* payload bytes following the fixed struct */
+};
+
+/*
+ * One chunk of plaintext. Record = struct cc_data_event, then data_len bytes.
+ * Addresses follow the data: for a write, src = local end and dst = peer; for
+ * a read, src = peer and dst = local end. So both ends of one TCP flow report
+ * the same src/dst for bytes travelling the same way.
+ */
+struct cc_data_event {
+	struct cc_record_hdr hdr;
+	__u32 pid;          /* tgid */
+	__u32 tid;
+	__u32 uid;
+	__s32 fd;           /* socket fd, -1 when unknown (memory BIO, no syscall seen) */
+	__u64 ts_ns;        /* bpf_ktime_get_boot_ns() at the library call's return */
+	__u64 cgroup_id;    /* cgroup v2 id of the task */
+	__u64 conn_id;      /* unique per connection (library object) while clearcap runs */
+	__u64 seq;          /* offset of the first payload byte within the connection and direction */
+	__u32 call_len;     /* bytes the library call really transferred (all chunks) */
+	__u32 call_off;     /* offset of this chunk within the call */
+	__u16 sport;        /* host byte order */
+	__u16 dport;        /* host byte order */
+	__u16 family;       /* AF_INET / AF_INET6, 0 when unknown */
+	__u8 direction;     /* enum cc_direction */
+	__u8 source;        /* enum cc_source */
+	__u32 flags;        /* CC_FLAG_* */
+	__u32 _pad0;
+	__u8 saddr[CC_ADDR_LEN]; /* IPv4 in the first 4 bytes, network order */
+	__u8 daddr[CC_ADDR_LEN];
+	char comm[CC_COMM_LEN];
+};
+
+/* Per-CPU loss and activity counters (PERCPU_ARRAY "stats", index = enum). */
+enum cc_stat {
+	CC_STAT_EVENTS = 0,           /* records written to a ring */
+	CC_STAT_BYTES,                /* payload bytes written to a ring */
+	CC_STAT_RINGBUF_FULL,         /* records dropped: ring had no room */
+	CC_STAT_RINGBUF_FULL_BYTES,   /* payload bytes in those records */
+	CC_STAT_CHUNK_LIMIT,          /* calls cut short by CC_MAX_CHUNKS_PER_CALL */
+	CC_STAT_CHUNK_LIMIT_BYTES,    /* bytes beyond CC_MAX_CHUNKS_PER_CALL */
+	CC_STAT_READ_FAULT,           /* chunks dropped: bpf_probe_read_user failed */
+	CC_STAT_READ_FAULT_BYTES,     /* payload bytes in those chunks */
+	CC_STAT_NO_ENTRY_STATE,       /* return probe without its entry state (map full) */
+	CC_STAT_CALL_STATE_FULL,      /* entry state could not be stored */
+	CC_STAT_NO_RING,              /* no ring for this CPU (misconfiguration) */
+	CC_STAT_CONN_STATE_FULL,      /* connection state could not be stored */
+	CC_STAT_FILTERED,             /* calls skipped by pid/uid filters */
+	CC_STAT_NO_FD,                /* events emitted without a known fd */
+	CC_STAT__COUNT,
+};
+
+/* Run-time filter settings (ARRAY "filter_cfg", one entry). Hot-reloadable. */
+struct cc_filter_cfg {
+	__u32 flags;     /* CC_FILTER_* */
+	__u32 uid;       /* with CC_FILTER_UID: only this uid */
+	__u64 cgroup_id; /* with CC_FILTER_CGROUP: only this cgroup id */
+};
+
+#define CC_FILTER_PID (1u << 0)    /* only pids present in map "pid_filter" */
+#define CC_FILTER_UID (1u << 1)
+#define CC_FILTER_CGROUP (1u << 2)
+
+#ifdef __cplusplus
+static_assert(sizeof(struct cc_record_hdr) == 8, "cc_record_hdr layout");
+static_assert(sizeof(struct cc_data_event) == 128, "cc_data_event layout");
+static_assert(__builtin_offsetof(struct cc_data_event, ts_ns) == 24, "ts_ns offset");
+static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset");
+static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
+static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
+static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+#else
+_Static_assert(sizeof(struct cc_record_hdr) == 8, "cc_record_hdr layout");
+_Static_assert(sizeof(struct cc_data_event) == 128, "cc_data_event layout");
+_Static_assert(__builtin_offsetof(struct cc_data_event, ts_ns) == 24, "ts_ns offset");
+_Static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset");
+_Static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
+_Static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
+_Static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+#endif
+
+#endif /* CLEARCAP_ABI_H */

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * OpenSSL/BoringSSL plaintext capture.
+ *
+ * Entry uprobes on SSL_write/SSL_read/SSL_write_ex/SSL_read_ex remember the
+ * call's arguments per thread; the shared uretprobe emits only the bytes the
+ * call really transferred (nothing for -1/0 returns, so non-blocking retries
+ * produce no phantom data).
+ *
+ * The socket fd is not read from the SSL object (that needs per-version
+ * struct offsets): the library's own read/write/send/recv syscall on the same
+ * thread, seen at the syscall tracepoints, names it, and the fd is cached per
+ * connection for calls served from the library's buffer. The 4-tuple comes
+ * from the fd's socket through CO-RE.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Arguments of a library call in flight, from entry to return. */
+struct call_state {
+	__u64 ssl;      /* SSL* */
+	__u64 buf;      /* user buffer */
+	__u64 len_ptr;  /* size_t* for the _ex variants, else 0 */
+	__s32 fd;       /* fd of the first socket syscall seen during the call, -1 none */
+	__u8 source;    /* enum cc_source */
+	__u8 _pad[3];
+};
+
+/* Keyed by pid_tgid. LRU so that threads killed mid-call cannot leak entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct call_state);
+} active_calls SEC(".maps");
+
+struct conn_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 ssl;
+};
+
+/* What is known about one connection (one SSL object in one process). */
+struct conn_state {
+	__u64 conn_id;
+	__u64 seq[2];   /* next byte offset, by enum cc_direction */
+	__s32 fd;
+	__u16 family;
+	__u16 sport;    /* local port */
+	__u16 dport;    /* peer port */
+	__u16 has_tuple;
+	__u32 _pad;
+	__u8 laddr[CC_ADDR_LEN];
+	__u8 raddr[CC_ADDR_LEN];
+};
+
+/* LRU: connections whose SSL object is freed without a further call age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* Record under construction; too big for the 512-byte BPF stack. */
+struct scratch {
+	struct cc_data_event ev;
+	__u8 data[CC_CHUNK_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* Per-CPU counter behind conn ids: id = cpu << 40 | n: unique without atomics, and below 2^53 so JSON readers keep it exact. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_counter SEC(".maps");
+
+static __always_inline __u64 next_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&conn_counter, &zero);
+	if (!n)
+		return 0;
+	*n += 1;
+	return ((__u64)bpf_get_smp_processor_id() << 40) | *n;
+}
+
+static __always_inline int on_entry(struct pt_regs *ctx, __u8 source, bool ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (cc_filtered(id >> 32))
+		return 0;
+	struct call_state cs = {
+		.ssl = PT_REGS_PARM1(ctx),
+		.buf = PT_REGS_PARM2(ctx),
+		.len_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
+		.fd = -1,
+		.source = source,
+	};
+	if (bpf_map_update_elem(&active_calls, &id, &cs, BPF_ANY))
+		cc_stat_add(CC_STAT_CALL_STATE_FULL, 1);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_entry) { return on_entry(ctx, CC_SRC_SSL_WRITE, false); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_entry) { return on_entry(ctx, CC_SRC_SSL_READ, false); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_entry) { return on_entry(ctx, CC_SRC_SSL_WRITE_EX, true); }
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_entry) { return on_entry(ctx, CC_SRC_SSL_READ_EX, true); }
+
+/* Syscall side: remember the fd the library used during the call. */
+static __always_inline int on_sys_fd(__s64 fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state *cs = bpf_map_lookup_elem(&active_calls, &id);
+	if (cs && cs->fd < 0 && fd >= 0)
+		cs->fd = (__s32)fd;
+	return 0;
+}
+
+#define SYS_FD_PROBE(name)                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                     \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)     \
+	{                                                               \
+		return on_sys_fd((__s64)ctx->args[0]);                  \
+	}
+
+SYS_FD_PROBE(read)
+SYS_FD_PROBE(write)
+SYS_FD_PROBE(readv)
+SYS_FD_PROBE(writev)
+SYS_FD_PROBE(sendto)
+SYS_FD_PROBE(recvfrom)
+SYS_FD_PROBE(sendmsg)
+SYS_FD_PROBE(recvmsg)
+
+/* The fd's socket addresses, through CO-RE; no library struct offsets. */
+static __always_inline void resolve_tuple(struct conn_state *c, __s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->laddr, &l, 4);
+		__builtin_memcpy(c->raddr, &r, 4);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return;
+	}
+	c->family = family;
+	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->has_tuple = 1;
+}
+
+struct emit_ctx {
+	__u64 buf;      /* start of the call's buffer */
+	__u32 total;    /* bytes to emit */
+	__u32 _pad;
+};
+
+/* bpf_loop callback: one chunk per iteration. The fixed header was filled by
+ * the caller in this CPU's scratch record; only per-chunk fields change. */
+static long emit_chunk(__u32 i, void *data)
+{
+	struct emit_ctx *ec = data;
+	__u32 zero = 0;
+	__u64 total = ec->total;
+	__u64 off = (__u64)i * CC_CHUNK_MAX;
+	if (off >= total)
+		return 1;
+	__u64 len = total - off;
+	if (len > CC_CHUNK_MAX)
+		len = CC_CHUNK_MAX;
+
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	void *ring = cc_current_ring();
+	if (!s || !ring) {
+		cc_stat_add(CC_STAT_NO_RING, 1);
+		return 1;
+	}
+	/* Re-check on the very register passed to the helper: clang may
+	 * otherwise test a copy and pass the unchecked value (verifier). */
+	asm volatile("%[len] &= 0x7fff" : [len] "+r"(len));
+	if (len > CC_CHUNK_MAX || len == 0)
+		return 1;
+	if (bpf_probe_read_user(s->data, len, (void *)(ec->buf + off))) {
+		cc_stat_add(CC_STAT_READ_FAULT, 1);
+		cc_stat_add(CC_STAT_READ_FAULT_BYTES, len);
+		return 0; /* the gap is visible to userspace through seq */
+	}
+	__u64 seq0 = s->ev.seq;
+	s->ev.hdr.data_len = len;
+	s->ev.call_off = off;
+	s->ev.seq = seq0 + off;
+	if (off + len >= ec->total)
+		s->ev.flags |= CC_FLAG_LAST_CHUNK;
+	long err = bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring));
+	s->ev.seq = seq0;
+	if (err) {
+		cc_stat_add(CC_STAT_RINGBUF_FULL, 1);
+		cc_stat_add(CC_STAT_RINGBUF_FULL_BYTES, len);
+	} else {
+		cc_stat_add(CC_STAT_EVENTS, 1);
+		cc_stat_add(CC_STAT_BYTES, len);
+	}
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct call_state *csp = bpf_map_lookup_elem(&active_calls, &id);
+	if (!csp) {
+		if (!cc_filtered(tgid))
+			cc_stat_add(CC_STAT_NO_ENTRY_STATE, 1);
+		return 0;
+	}
+	struct call_state cs = *csp;
+	bpf_map_delete_elem(&active_calls, &id);
+
+	/* All four functions return a C int: only eax is defined, so -1 must not
+	 * be read as the 64-bit 0xffffffff (a phantom 4 GiB read). */
+	int rc = (int)PT_REGS_RC(ctx);
+	__u64 n = 0;
+	if (cs.len_ptr) {
+		/* SSL_*_ex: 1 on success, count in *len_ptr */
+		if (rc != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)cs.len_ptr))
+			return 0;
+	} else {
+		if (rc <= 0)
+			return 0;
+		n = rc;
+	}
+	if (n == 0)
+		return 0;
+	__u8 dir = (cs.source == CC_SRC_SSL_READ || cs.source == CC_SRC_SSL_READ_EX) ? CC_DIR_READ
+										      : CC_DIR_WRITE;
+
+	struct conn_key key = {.tgid = tgid, .ssl = cs.ssl};
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+	if (c && cs.fd >= 0 && c->fd >= 0 && c->fd != cs.fd)
+		c = NULL; /* SSL object reused on another socket: a new connection */
+	if (!c) {
+		struct conn_state fresh = {.conn_id = next_conn_id(), .fd = cs.fd};
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
+			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
+			return 0;
+		}
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c) {
+			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
+			return 0;
+		}
+	}
+	__u32 flags = 0;
+	if (cs.fd < 0 && c->fd >= 0) {
+		cs.fd = c->fd;
+		flags |= CC_FLAG_FD_CACHED;
+	} else if (cs.fd >= 0 && c->fd < 0) {
+		c->fd = cs.fd;
+	}
+	if (!c->has_tuple && cs.fd >= 0)
+		resolve_tuple(c, cs.fd);
+	if (cs.fd < 0)
+		cc_stat_add(CC_STAT_NO_FD, 1);
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!s)
+		return 0;
+	struct cc_data_event *ev = &s->ev;
+	ev->hdr.type = CC_REC_DATA;
+	ev->hdr.hdr_len = sizeof(*ev);
+	ev->pid = tgid;
+	ev->tid = (__u32)id;
+	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->fd = cs.fd;
+	ev->ts_ns = bpf_ktime_get_boot_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->conn_id = c->conn_id;
+	ev->seq = c->seq[dir & 1];
+	ev->direction = dir;
+	ev->source = cs.source;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	ev->family = c->has_tuple ? c->family : 0;
+	if (c->has_tuple) {
+		flags |= CC_FLAG_HAS_TUPLE;
+		if (dir == CC_DIR_WRITE) {
+			ev->sport = c->sport;
+			ev->dport = c->dport;
+			__builtin_memcpy(ev->saddr, c->laddr, CC_ADDR_LEN);
+			__builtin_memcpy(ev->daddr, c->raddr, CC_ADDR_LEN);
+		} else {
+			ev->sport = c->dport;
+			ev->dport = c->sport;
+			__builtin_memcpy(ev->saddr, c->raddr, CC_ADDR_LEN);
+			__builtin_memcpy(ev->daddr, c->laddr, CC_ADDR_LEN);
+		}
+	} else {
+		ev->sport = ev->dport = 0;
+		__builtin_memset(ev->saddr, 0, CC_ADDR_LEN);
+		__builtin_memset(ev->daddr, 0, CC_ADDR_LEN);
+	}
+	ev->flags = flags;
+	ev->_pad0 = 0;
+
+	/* Advance the stream offset by everything the call transferred, emitted
+	 * or not, so that any loss shows up as a gap in seq. */
+	c->seq[dir & 1] += n;
+
+	__u64 max_bytes = (__u64)CC_MAX_CHUNKS_PER_CALL * CC_CHUNK_MAX;
+	__u32 total = n > max_bytes ? max_bytes : n;
+	if (n > max_bytes) {
+		cc_stat_add(CC_STAT_CHUNK_LIMIT, 1);
+		cc_stat_add(CC_STAT_CHUNK_LIMIT_BYTES, n - max_bytes);
+	}
+	ev->call_len = (__u32)(n > 0xffffffffull ? 0xffffffffu : n);
+
+	struct emit_ctx ec = {.buf = cs.buf, .total = total};
+	bpf_loop((total + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX, emit_chunk, &ec, 0);
+	return 0;
+}

@@ -1,0 +1,59 @@
+#include "core/event.h"
+
+#include <cstring>
+
+namespace clearcap {
+
+DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
+  if (bytes.size() < sizeof(cc_record_hdr)) return DecodeStatus::kNeedsMoreData;
+  cc_record_hdr hdr;
+  std::memcpy(&hdr, bytes.data(), sizeof(hdr));
+  if (hdr.type != CC_REC_DATA) return hdr.type == 0 ? DecodeStatus::kInvalid : DecodeStatus::kIgnored;
+  if (hdr.hdr_len != sizeof(cc_data_event) || hdr.data_len > CC_CHUNK_MAX) return DecodeStatus::kInvalid;
+  if (bytes.size() < size_t{hdr.hdr_len} + hdr.data_len) return DecodeStatus::kNeedsMoreData;
+
+  // Ring records are 8-byte aligned, but a record may come from a file or a
+  // test buffer: copy the fixed part instead of casting.
+  cc_data_event ev;
+  std::memcpy(&ev, bytes.data(), sizeof(ev));
+  if (ev.direction > CC_DIR_READ) return DecodeStatus::kInvalid;
+  if (ev.call_off > ev.call_len || ev.call_len - ev.call_off < hdr.data_len) return DecodeStatus::kInvalid;
+
+  const auto* base = bytes.data();
+  out.boot_ns = ev.ts_ns;
+  out.pid = ev.pid;
+  out.tid = ev.tid;
+  out.uid = ev.uid;
+  out.fd = ev.fd;
+  out.cgroup_id = ev.cgroup_id;
+  out.conn_id = ev.conn_id;
+  out.seq = ev.seq;
+  out.call_len = ev.call_len;
+  out.call_off = ev.call_off;
+  out.direction = static_cast<Direction>(ev.direction);
+  out.source = ev.source;
+  out.family = ev.family;
+  out.sport = ev.sport;
+  out.dport = ev.dport;
+  out.flags = ev.flags;
+  out.saddr = base + offsetof(cc_data_event, saddr);
+  out.daddr = base + offsetof(cc_data_event, daddr);
+  const char* comm = reinterpret_cast<const char*>(base + offsetof(cc_data_event, comm));
+  out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
+  out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
+  return DecodeStatus::kSuccess;
+}
+
+std::string_view direction_name(Direction d) { return d == Direction::kRead ? "read" : "write"; }
+
+std::string_view source_name(uint8_t source) {
+  switch (source) {
+    case CC_SRC_SSL_WRITE: return "SSL_write";
+    case CC_SRC_SSL_READ: return "SSL_read";
+    case CC_SRC_SSL_WRITE_EX: return "SSL_write_ex";
+    case CC_SRC_SSL_READ_EX: return "SSL_read_ex";
+  }
+  return "unknown";
+}
+
+}  // namespace clearcap

@@ -1,0 +1,61 @@
+// Decoded view of one ring record, as handed from the processor to the sinks.
+// A view: payload and comm point into the batch that holds the record and are
+// valid only during the sink call that receives it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "clearcap_abi.h"
+
+namespace clearcap {
+
+enum class Direction : uint8_t { kWrite = CC_DIR_WRITE, kRead = CC_DIR_READ };
+
+struct Event {
+  uint64_t wall_ns = 0;  // Unix epoch nanoseconds (boot-time offset applied)
+  uint64_t boot_ns = 0;  // raw bpf_ktime_get_boot_ns()
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  uint32_t uid = 0;
+  int32_t fd = -1;
+  uint64_t cgroup_id = 0;
+  uint64_t conn_id = 0;
+  uint64_t seq = 0;       // offset of payload[0] in the connection+direction stream
+  uint32_t call_len = 0;  // bytes the library call transferred (all chunks)
+  uint32_t call_off = 0;  // offset of this chunk within the call
+  Direction direction = Direction::kWrite;
+  uint8_t source = 0;     // enum cc_source
+  uint16_t family = 0;    // AF_INET/AF_INET6, 0 = tuple unknown
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  uint32_t flags = 0;     // CC_FLAG_*
+  const uint8_t* saddr = nullptr;  // 16 bytes (IPv4 in the first 4), network order
+  const uint8_t* daddr = nullptr;
+  std::string_view comm;
+  std::string_view module = "tls";
+  std::span<const uint8_t> payload;
+
+  bool has_tuple() const { return (flags & CC_FLAG_HAS_TUPLE) && family != 0; }
+  bool last_chunk() const { return flags & CC_FLAG_LAST_CHUNK; }
+};
+
+enum class DecodeStatus {
+  kSuccess,
+  kNeedsMoreData,  // shorter than its header says (truncated)
+  kInvalid,        // garbage: unknown type, impossible lengths
+  kIgnored,        // valid record of a type this decoder does not handle
+};
+
+// Decodes one record (the bytes of one ring sample). On kSuccess, `out`
+// points into `bytes`; wall_ns is left 0 for the caller to set.
+DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out);
+
+// "write"/"read"
+std::string_view direction_name(Direction d);
+// "SSL_write", "SSL_read_ex", ...
+std::string_view source_name(uint8_t source);
+
+}  // namespace clearcap

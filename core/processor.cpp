@@ -1,0 +1,145 @@
+#include "core/processor.h"
+
+#include <cstring>
+#include <exception>
+
+namespace clearcap {
+
+Processor::Processor(std::vector<RingReader*> readers, EventSink& sink, Options opts,
+                     moodycamel::spsc_sema::LightweightSemaphore* wake)
+    : sink_(sink), opts_(opts), wake_(wake) {
+  for (RingReader* r : readers) inputs_.push_back(Input{r, {}, 0});
+}
+
+Processor::~Processor() { join(); }
+
+void Processor::start() {
+  thread_ = std::thread([this] {
+    try {
+      run();
+    } catch (const std::exception& e) {
+      error_ = e.what();
+    }
+  });
+}
+
+void Processor::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Processor::deliver_record(std::span<const uint8_t> record) {
+  Event ev;
+  if (decode_record(record, ev) != DecodeStatus::kSuccess) {
+    decode_errors_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  uint64_t now = ev.boot_ns;
+  if (now - last_refresh_ns_ > 1'000'000'000ull) {
+    clock_.refresh();
+    last_refresh_ns_ = now;
+  }
+  ev.wall_ns = clock_.to_wall(ev.boot_ns);
+  if (ev.boot_ns < last_released_ts_) late_.fetch_add(1, std::memory_order_relaxed);
+  else last_released_ts_ = ev.boot_ns;
+  auto check = tracker_.observe(ev);
+  if (check == StreamTracker::Check::kGap) {
+    gaps_.store(tracker_.gaps(), std::memory_order_relaxed);
+    gap_bytes_.store(tracker_.gap_bytes(), std::memory_order_relaxed);
+  }
+  sink_.write(ev);
+  events_.fetch_add(1, std::memory_order_relaxed);
+  payload_bytes_.fetch_add(ev.payload.size(), std::memory_order_relaxed);
+}
+
+bool Processor::head_ts(Input& in, uint64_t* ts) {
+  if (in.batches.empty()) return false;
+  size_t next;
+  auto rec = in.batches.front()->record_at(in.offset, &next);
+  if (rec.size() >= sizeof(cc_data_event)) {
+    std::memcpy(ts, rec.data() + offsetof(cc_data_event, ts_ns), sizeof(*ts));
+  } else {
+    *ts = 0;  // malformed: release at once, the decoder will count it
+  }
+  return true;
+}
+
+void Processor::pop_head(Input& in) {
+  Batch* b = in.batches.front();
+  size_t next;
+  auto rec = b->record_at(in.offset, &next);
+  deliver_record(rec);
+  in.offset = next;
+  if (in.offset >= b->used()) {
+    in.batches.pop_front();
+    in.offset = 0;
+    in.reader->recycle(b);
+  }
+}
+
+size_t Processor::release(bool force) {
+  size_t delivered = 0;
+  uint64_t horizon = 0;
+  bool horizon_known = false;
+  while (true) {
+    Input* best = nullptr;
+    uint64_t best_ts = 0;
+    bool all_have_data = true;
+    for (auto& in : inputs_) {
+      uint64_t ts;
+      if (!head_ts(in, &ts)) {
+        all_have_data = false;
+        continue;
+      }
+      if (!best || ts < best_ts) {
+        best = &in;
+        best_ts = ts;
+      }
+    }
+    if (!best) break;
+    if (!force && !all_have_data) {
+      if (!horizon_known) {
+        uint64_t now = BootClock::now_boot_ns();
+        horizon = now > opts_.merge_window_ns ? now - opts_.merge_window_ns : 0;
+        horizon_known = true;
+      }
+      if (best_ts > horizon) break;
+    }
+    pop_head(*best);
+    ++delivered;
+  }
+  return delivered;
+}
+
+void Processor::run() {
+  bool dirty = false;
+  while (true) {
+    // Read `finished` before draining: a reader sets it after its last
+    // hand-over, so everything it produced is in the queue by then.
+    bool all_finished = true;
+    for (auto& in : inputs_) all_finished &= in.reader->finished();
+    for (auto& in : inputs_) {
+      Batch* b;
+      while (in.reader->full_queue().try_dequeue(b)) in.batches.push_back(b);
+    }
+    size_t n = release(all_finished);
+    dirty |= n > 0;
+    if (all_finished) {
+      bool empty = true;
+      for (auto& in : inputs_) empty &= in.batches.empty();
+      if (empty) break;
+      continue;
+    }
+    if (n == 0) {
+      if (dirty) {
+        sink_.flush();
+        dirty = false;
+      }
+      // Sleep until a reader hands something over or the oldest held record
+      // leaves the merge window.
+      wake_->wait(static_cast<int64_t>(opts_.merge_window_ns / 4000));
+    }
+  }
+  sink_.flush();
+}
+
+}  // namespace clearcap

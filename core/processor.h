@@ -1,0 +1,82 @@
+// The processor thread: takes batches from every reader, merges their records
+// by kernel timestamp within a bounded window, converts timestamps to wall
+// clock, follows stream offsets, and hands each event to the sink.
+//
+// Ordering: each reader's records are in timestamp order (one ring per CPU);
+// the head record of the reader with the smallest timestamp is released when
+// every reader has records waiting (nothing older can arrive) or when it is
+// older than the merge window (a reader with nothing to say is not waited
+// for forever).
+//
+// Thread: constructor, start(), join() for the owner; the counters for any
+// thread; everything else runs on the processor thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <readerwriterqueue/atomicops.h>
+
+#include "core/boot_clock.h"
+#include "core/ring_reader.h"
+#include "core/stream_tracker.h"
+#include "sinks/event_sink.h"
+
+namespace clearcap {
+
+class Processor {
+ public:
+  struct Options {
+    uint64_t merge_window_ns = 100'000'000;  // > reader poll period + hand-over slack
+  };
+
+  Processor(std::vector<RingReader*> readers, EventSink& sink, Options opts,
+            moodycamel::spsc_sema::LightweightSemaphore* wake);
+  ~Processor();
+
+  void start();
+  // Returns once every reader has finished and everything was delivered.
+  void join();
+
+  uint64_t events() const { return events_.load(std::memory_order_relaxed); }
+  uint64_t payload_bytes() const { return payload_bytes_.load(std::memory_order_relaxed); }
+  uint64_t decode_errors() const { return decode_errors_.load(std::memory_order_relaxed); }
+  uint64_t gaps() const { return gaps_.load(std::memory_order_relaxed); }
+  uint64_t gap_bytes() const { return gap_bytes_.load(std::memory_order_relaxed); }
+  uint64_t late_events() const { return late_.load(std::memory_order_relaxed); }
+  std::string error() const { return error_; }
+
+  // Runs the whole pipeline over the given records, in the calling thread
+  // (replay tests and benchmarks): decode, merge-free, convert, deliver.
+  void deliver_record(std::span<const uint8_t> record);
+
+ private:
+  struct Input {
+    RingReader* reader;
+    std::deque<Batch*> batches;
+    size_t offset = 0;  // of the next record in batches.front()
+  };
+  void run();
+  // Releases what may be released; returns the number of events delivered.
+  size_t release(bool force);
+  bool head_ts(Input& in, uint64_t* ts);
+  void pop_head(Input& in);
+
+  std::vector<Input> inputs_;
+  EventSink& sink_;
+  Options opts_;
+  moodycamel::spsc_sema::LightweightSemaphore* wake_;
+  BootClock clock_;
+  StreamTracker tracker_;
+  uint64_t last_refresh_ns_ = 0;
+  uint64_t last_released_ts_ = 0;
+  std::thread thread_;
+  std::string error_;
+  std::atomic<uint64_t> events_{0}, payload_bytes_{0}, decode_errors_{0}, gaps_{0}, gap_bytes_{0}, late_{0};
+};
+
+}  // namespace clearcap

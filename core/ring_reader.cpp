@@ -1,0 +1,199 @@
+#include "core/ring_reader.h"
+
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <linux/bpf.h>
+
+namespace clearcap {
+
+// A mapped BPF ring buffer. Consumed directly rather than through libbpf's
+// ring_buffer__consume(), whose callback cannot leave a record in the ring:
+// here a record is only consumed once a batch has room for it.
+struct RingReader::Ring {
+  int fd = -1;
+  uint64_t mask = 0;
+  void* consumer_map = nullptr;  // one page: consumer position (we write it)
+  void* producer_map = nullptr;  // producer page + data mapped twice
+  size_t producer_len = 0;
+  uint64_t* consumer_pos = nullptr;
+  const uint64_t* producer_pos = nullptr;
+  const uint8_t* data = nullptr;
+
+  ~Ring() {
+    if (consumer_map) munmap(consumer_map, static_cast<size_t>(sysconf(_SC_PAGESIZE)));
+    if (producer_map) munmap(producer_map, producer_len);
+  }
+};
+
+RingReader::RingReader(int id, std::vector<int> ring_fds, uint32_t ring_bytes, Options opts,
+                       moodycamel::spsc_sema::LightweightSemaphore* processor_wake)
+    : id_(id),
+      ring_fds_(std::move(ring_fds)),
+      ring_bytes_(ring_bytes),
+      opts_(opts),
+      processor_wake_(processor_wake),
+      full_(opts.pool_batches + 1),
+      free_(opts.pool_batches + 1) {}
+
+RingReader::~RingReader() {
+  join();
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+Result<void> RingReader::open() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return make_error(fmt::format("epoll_create1: {}", std::strerror(errno)), errno);
+  for (size_t i = 0; i < ring_fds_.size(); ++i) {
+    auto r = std::make_unique<Ring>();
+    r->fd = ring_fds_[i];
+    r->mask = ring_bytes_ - 1;
+    r->consumer_map = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+    if (r->consumer_map == MAP_FAILED) {
+      r->consumer_map = nullptr;
+      return make_error(fmt::format("mmap of a BPF ring (consumer page): {}", std::strerror(errno)), errno);
+    }
+    // The data area is mapped twice in a row so that a record that wraps
+    // around the end can be read contiguously.
+    r->producer_len = page + 2 * static_cast<size_t>(ring_bytes_);
+    r->producer_map = mmap(nullptr, r->producer_len, PROT_READ, MAP_SHARED, r->fd, static_cast<off_t>(page));
+    if (r->producer_map == MAP_FAILED) {
+      r->producer_map = nullptr;
+      return make_error(fmt::format("mmap of a BPF ring (data): {}", std::strerror(errno)), errno);
+    }
+    r->consumer_pos = static_cast<uint64_t*>(r->consumer_map);
+    r->producer_pos = static_cast<const uint64_t*>(r->producer_map);
+    r->data = static_cast<const uint8_t*>(r->producer_map) + page;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<uint32_t>(i);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r->fd, &ev) < 0)
+      return make_error(fmt::format("epoll_ctl on a BPF ring: {}", std::strerror(errno)), errno);
+    rings_.push_back(std::move(r));
+  }
+  for (size_t i = 0; i < opts_.pool_batches; ++i) {
+    pool_.push_back(std::make_unique<Batch>(opts_.batch_bytes));
+    free_.enqueue(pool_.back().get());
+  }
+  return {};
+}
+
+void RingReader::start() {
+  thread_ = std::thread([this] {
+    try {
+      run();
+    } catch (const std::exception& e) {
+      error_ = e.what();
+      has_error_.store(true, std::memory_order_release);
+    }
+    finished_.store(true, std::memory_order_release);
+    processor_wake_->signal();
+  });
+}
+
+void RingReader::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string RingReader::error() const { return has_error_.load(std::memory_order_acquire) ? error_ : std::string(); }
+
+void RingReader::recycle(Batch* b) {
+  b->clear();
+  free_.enqueue(b);  // cannot allocate: capacity is the pool size
+  batch_freed_.signal();
+}
+
+bool RingReader::next_batch() {
+  if (current_ && !current_->empty()) hand_over();
+  if (current_) return true;
+  if (free_.try_dequeue(current_)) return true;
+  current_ = nullptr;
+  return false;
+}
+
+void RingReader::hand_over() {
+  if (!current_ || current_->empty()) return;
+  full_.enqueue(current_);
+  current_ = nullptr;
+  processor_wake_->signal();
+}
+
+bool RingReader::consume(Ring& r) {
+  constexpr uint32_t kBusy = BPF_RINGBUF_BUSY_BIT;
+  constexpr uint32_t kDiscard = BPF_RINGBUF_DISCARD_BIT;
+  uint64_t cons = __atomic_load_n(r.consumer_pos, __ATOMIC_ACQUIRE);
+  uint64_t n_records = 0, n_bytes = 0;
+  bool ok = true;
+  while (true) {
+    uint64_t prod = __atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE);
+    if (cons >= prod) break;
+    const uint8_t* hdr = r.data + (cons & r.mask);
+    uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
+    if (len & kBusy) break;  // reserved, not yet committed
+    uint32_t rec_len = len & ~(kBusy | kDiscard);
+    uint64_t advance = (static_cast<uint64_t>(rec_len) + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
+    if (!(len & kDiscard)) {
+      if (Batch::entry_size(rec_len) > opts_.batch_bytes) {
+        // Cannot happen with the shipped programs (records are at most
+        // CC_CHUNK_MAX + header); counted, not silently skipped.
+        oversize_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        if (!current_ && !next_batch()) {
+          ok = false;
+          break;
+        }
+        if (!current_->append(hdr + BPF_RINGBUF_HDR_SZ, rec_len)) {
+          if (!next_batch()) {
+            ok = false;
+            break;
+          }
+          current_->append(hdr + BPF_RINGBUF_HDR_SZ, rec_len);
+        }
+        ++n_records;
+        n_bytes += rec_len;
+      }
+    }
+    cons += advance;
+    __atomic_store_n(r.consumer_pos, cons, __ATOMIC_RELEASE);
+  }
+  records_.fetch_add(n_records, std::memory_order_relaxed);
+  bytes_.fetch_add(n_bytes, std::memory_order_relaxed);
+  return ok;
+}
+
+void RingReader::run() {
+  std::vector<epoll_event> events(rings_.size());
+  while (!stop_.load(std::memory_order_acquire)) {
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), opts_.poll_ms);
+    if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
+    // Records are submitted without a wake-up below the threshold, so every
+    // ring is checked on every tick, not just the ones epoll reported.
+    bool stalled = false;
+    for (auto& r : rings_) stalled |= !consume(*r);
+    hand_over();
+    if (stalled) {
+      // The ring still has data, so epoll would return at once: wait for the
+      // processor to give a batch back instead of spinning.
+      stalls_.fetch_add(1, std::memory_order_relaxed);
+      batch_freed_.wait(static_cast<int64_t>(opts_.poll_ms) * 1000);
+    }
+  }
+  // Final drain: the probes are detached, so the rings only shrink. Waiting
+  // for free batches is acceptable here; nothing is produced any more.
+  while (true) {
+    bool all_done = true;
+    for (auto& r : rings_) all_done &= consume(*r);
+    hand_over();
+    if (all_done) break;
+    batch_freed_.wait(static_cast<int64_t>(opts_.poll_ms) * 1000);
+  }
+}
+
+}  // namespace clearcap

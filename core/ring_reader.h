@@ -1,0 +1,89 @@
+// Reads one group of BPF ring buffers (one ring per CPU; a reader may own
+// several) and hands batches of records to the processor through an SPSC
+// queue. Never blocks on the processor and never allocates per event: when
+// no free batch is left the reader stops consuming, records stay in the ring,
+// and if the ring fills the BPF side counts the drop (CC_STAT_RINGBUF_FULL).
+//
+// Thread: the constructor, open(), start(), request_stop() and join() are for
+// the owning thread; full_queue() is consumed and recycle() called by the
+// processor thread only; counters may be read from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <readerwriterqueue/readerwriterqueue.h>
+
+#include "core/batch.h"
+#include "core/result.h"
+
+namespace clearcap {
+
+class RingReader {
+ public:
+  struct Options {
+    size_t batch_bytes = 512 * 1024;  // >= the largest record
+    size_t pool_batches = 16;         // batches in flight per reader
+    int poll_ms = 20;                 // timer that finds records written without a wake-up
+  };
+
+  using Queue = moodycamel::ReaderWriterQueue<Batch*>;
+
+  RingReader(int id, std::vector<int> ring_fds, uint32_t ring_bytes, Options opts,
+             moodycamel::spsc_sema::LightweightSemaphore* processor_wake);
+  ~RingReader();
+  RingReader(const RingReader&) = delete;
+  RingReader& operator=(const RingReader&) = delete;
+
+  Result<void> open();  // mmaps the rings, creates the epoll set and the batch pool
+  void start();
+  // The reader drains every ring completely, hands over its last batch and
+  // finishes. Call after the probes are detached so the drain is final.
+  void request_stop() { stop_.store(true, std::memory_order_release); }
+  void join();
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  int id() const { return id_; }
+
+  Queue& full_queue() { return full_; }
+  void recycle(Batch* b);
+
+  uint64_t records() const { return records_.load(std::memory_order_relaxed); }
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t stalls() const { return stalls_.load(std::memory_order_relaxed); }
+  uint64_t oversize() const { return oversize_.load(std::memory_order_relaxed); }
+  // An error that ended the thread early (empty when none).
+  std::string error() const;
+
+ private:
+  struct Ring;
+  void run();
+  // Consumes one ring until it is empty or no batch is free; returns false
+  // when it stopped for want of a batch.
+  bool consume(Ring& r);
+  bool next_batch();
+  void hand_over();
+
+  int id_;
+  std::vector<int> ring_fds_;
+  uint32_t ring_bytes_;
+  Options opts_;
+  moodycamel::spsc_sema::LightweightSemaphore* processor_wake_;
+  moodycamel::spsc_sema::LightweightSemaphore batch_freed_;  // lets a stalled reader sleep
+  std::vector<std::unique_ptr<Ring>> rings_;
+  int epoll_fd_ = -1;
+  std::vector<std::unique_ptr<Batch>> pool_;
+  Batch* current_ = nullptr;
+  Queue full_;
+  Queue free_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0};
+  std::string error_;
+  std::atomic<bool> has_error_{false};
+};
+
+}  // namespace clearcap

@@ -1,0 +1,110 @@
+#include "core/tls_capture.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include "core/tracefs.h"
+#include "tls.skel.h"
+
+namespace clearcap {
+
+namespace {
+
+struct Hook {
+  const char* function;
+  bpf_program* entry;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
+  // Discover first: a bad --libssl or --pid is reported before any BPF work.
+  auto found = discover_tls_targets(opts.discovery);
+  if (!found) return tl::unexpected(found.error());
+
+  std::unique_ptr<TlsCapture> self(new TlsCapture());
+  self->targets_ = std::move(found->targets);
+  self->notes_ = std::move(found->notes);
+
+  auto skel = TlsSkeleton::open_and_load(opts.skel);
+  if (!skel) return tl::unexpected(skel.error());
+  self->skel_ = std::move(*skel);
+
+  cc_filter_cfg cfg{};
+  std::vector<uint32_t> pids(opts.discovery.pids.begin(), opts.discovery.pids.end());
+  if (!pids.empty()) cfg.flags |= CC_FILTER_PID;
+  if (opts.uid != 0) {
+    cfg.flags |= CC_FILTER_UID;
+    cfg.uid = opts.uid;
+  }
+  if (auto r = self->skel_->set_filter(cfg, pids); !r) return tl::unexpected(r.error());
+
+  // Tracepoints before uprobes: a call in flight must find its fd.
+  if (auto r = self->attach_tracepoints(); !r) return tl::unexpected(r.error());
+  for (const auto& t : self->targets_)
+    if (auto r = self->attach_target(t); !r) return tl::unexpected(r.error());
+  return self;
+}
+
+TlsCapture::~TlsCapture() { detach(); }
+
+void TlsCapture::detach() {
+  for (bpf_link* l : links_) bpf_link__destroy(l);
+  links_.clear();
+}
+
+Result<void> TlsCapture::attach_tracepoints() {
+  if (auto r = ensure_tracefs(); !r) return tl::unexpected(r.error());
+  auto* s = skel_->raw();
+  bpf_program* progs[] = {s->progs.sys_enter_read,   s->progs.sys_enter_write,  s->progs.sys_enter_readv,
+                          s->progs.sys_enter_writev, s->progs.sys_enter_sendto, s->progs.sys_enter_recvfrom,
+                          s->progs.sys_enter_sendmsg, s->progs.sys_enter_recvmsg};
+  for (bpf_program* p : progs) {
+    bpf_link* l = bpf_program__attach(p);
+    if (!l) {
+      int err = errno;
+      return make_error(fmt::format("cannot attach tracepoint {}: {}", bpf_program__section_name(p),
+                                    std::strerror(err)),
+                        err);
+    }
+    links_.push_back(l);
+  }
+  return {};
+}
+
+Result<void> TlsCapture::attach_target(const TlsTarget& t) {
+  auto* s = skel_->raw();
+  const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry},
+                        {"SSL_read", s->progs.ssl_read_entry},
+                        {"SSL_write_ex", s->progs.ssl_write_ex_entry},
+                        {"SSL_read_ex", s->progs.ssl_read_ex_entry}};
+  std::vector<int> pids = t.pids;
+  if (pids.empty()) pids.push_back(-1);  // every process that maps the file
+  for (int pid : pids) {
+    for (const Hook& h : hooks) {
+      auto it = t.offsets.find(h.function);
+      if (it == t.offsets.end()) continue;
+      // Return probe first: an entry without its return would leave state.
+      for (bool ret : {true, false}) {
+        bpf_program* prog = ret ? s->progs.ssl_ret : h.entry;
+        bpf_link* l = bpf_program__attach_uprobe(prog, ret, pid, t.path.c_str(), it->second);
+        if (!l) {
+          int err = errno;
+          if (pid > 0 && err == ESRCH) break;  // the process exited meanwhile
+          return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", ret ? "uret" : "u", h.function,
+                                        t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "",
+                                        std::strerror(err)),
+                            err);
+        }
+        links_.push_back(l);
+        ++uprobes_;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace clearcap

@@ -1,0 +1,50 @@
+// The tls module's kernel side: loads the skeleton, sets the filters, and
+// attaches the syscall tracepoints and the uprobes on every target.
+// Thread: one owner.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/tls_targets.h"
+#include "skel/tls_skeleton.h"
+
+struct bpf_link;
+
+namespace clearcap {
+
+class TlsCapture {
+ public:
+  struct Options {
+    TlsSkeleton::Options skel;
+    DiscoveryOptions discovery;
+    uint32_t uid = 0;  // 0 = all users
+  };
+
+  static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
+  ~TlsCapture();
+
+  // Detaches every probe (idempotent). Records already in the rings stay.
+  void detach();
+
+  TlsSkeleton& skeleton() { return *skel_; }
+  const std::vector<TlsTarget>& targets() const { return targets_; }
+  const std::vector<std::string>& notes() const { return notes_; }
+  size_t uprobes() const { return uprobes_; }
+
+ private:
+  TlsCapture() = default;
+  Result<void> attach_target(const TlsTarget& t);
+  Result<void> attach_tracepoints();
+
+  std::unique_ptr<TlsSkeleton> skel_;
+  std::vector<TlsTarget> targets_;
+  std::vector<std::string> notes_;
+  std::vector<bpf_link*> links_;
+  size_t uprobes_ = 0;
+};
+
+}  // namespace clearcap

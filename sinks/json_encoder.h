@@ -1,0 +1,22 @@
+// JSON lines: one object per event, fields in a fixed order (see
+// /work/shared/spec/cli.md "Output formats"). Every line parses with a strict
+// JSON parser: strings are escaped, and a payload that is not valid UTF-8 is
+// emitted as "payload_b64" instead of "payload".
+#pragma once
+
+#include <string>
+
+#include "sinks/event_sink.h"
+
+namespace clearcap {
+
+class JsonEncoder : public Encoder {
+ public:
+  explicit JsonEncoder(FormatOptions opts) : opts_(opts) {}
+  void encode(const Event& ev, std::string& out) override;
+
+ private:
+  FormatOptions opts_;
+};
+
+}  // namespace clearcap

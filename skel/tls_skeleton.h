@@ -1,0 +1,52 @@
+// The one C++ owner of the generated tls skeleton (bpf/tls.bpf.c).
+// Lifecycle as in libbpf-bootstrap: open -> configure -> load -> attach ->
+// destroy. Rings are created here (one per possible CPU) and installed in the
+// ARRAY_OF_MAPS before any program can run.
+// Thread: not thread-safe; owned by the thread that runs the capture.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "clearcap_abi.h"
+#include "core/result.h"
+
+struct tls_bpf;
+struct bpf_link;
+struct bpf_program;
+
+namespace clearcap {
+
+class TlsSkeleton {
+ public:
+  struct Options {
+    uint32_t ring_bytes = 4u << 20;    // per CPU; a power of two, multiple of the page size
+    uint64_t wakeup_bytes = 1u << 20;  // wake the reader once this much waits; 0 = every record
+  };
+
+  static Result<std::unique_ptr<TlsSkeleton>> open_and_load(const Options& opts);
+  ~TlsSkeleton();
+  TlsSkeleton(const TlsSkeleton&) = delete;
+  TlsSkeleton& operator=(const TlsSkeleton&) = delete;
+
+  tls_bpf* raw() { return skel_; }
+  // One ring fd per possible CPU, index = CPU.
+  const std::vector<int>& ring_fds() const { return ring_fds_; }
+  uint32_t ring_bytes() const { return ring_bytes_; }
+
+  // Sums the per-CPU counters (enum cc_stat).
+  Result<std::array<uint64_t, CC_STAT__COUNT>> read_stats() const;
+  // Run-time filters, applied in place.
+  Result<void> set_filter(const cc_filter_cfg& cfg, const std::vector<uint32_t>& pids);
+
+ private:
+  TlsSkeleton() = default;
+  tls_bpf* skel_ = nullptr;
+  std::vector<int> ring_fds_;
+  uint32_t ring_bytes_ = 0;
+};
+
+}  // namespace clearcap

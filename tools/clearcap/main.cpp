@@ -1,0 +1,69 @@
+// clearcap command line. Flags follow eCapture's spelling (spec/cli.md).
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/clearcap/tls_command.h"
+
+#ifndef CLEARCAP_VERSION
+#define CLEARCAP_VERSION "dev"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"clearcap: shows what programs send and receive in the clear (TLS plaintext via eBPF uprobes).\n"
+               "Needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH) and a kernel with BTF.",
+               "clearcap"};
+  app.set_version_flag("-v,--version", std::string("clearcap ") + CLEARCAP_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer("Examples:\n"
+             "  clearcap tls                               every OpenSSL user on the system, human-readable\n"
+             "  clearcap tls --format json                 one JSON object per line\n"
+             "  clearcap tls --pid 1234 --pid 5678         only these processes (probes attached only there)\n"
+             "  clearcap tls --libssl /usr/bin/node        a program with OpenSSL linked in\n"
+             "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
+
+  clearcap::TlsCommandOptions o;
+  app.add_option("-p,--pid", o.pids, "Only these processes (repeatable or comma list); probes are attached only in them")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)");
+  app.add_option("--format", o.format, "Output format: text (human) or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_flag("--hex", o.hex, "Print payloads as a hex dump (text format)");
+  app.add_option("-t,--tsize", o.tsize, "Truncate each payload in the output to N bytes (0 = whole payload)");
+  app.add_option("--mapsize", o.mapsize_pages, "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two)")
+      ->check(CLI::Range(16u, 1u << 18))
+      ->capture_default_str();
+  app.add_option("--wakeup-bytes", o.wakeup_bytes,
+                 "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "
+                 "record, which costs far more per call)");
+  app.add_option("--readers", o.readers, "Reader threads (default: one per CPU, at most 4)")->check(CLI::Range(1, 256));
+  app.add_option("--poll-ms", o.poll_ms, "How often readers look for records written without a wake-up")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
+
+  auto* tls = app.add_subcommand("tls", "Capture OpenSSL/BoringSSL plaintext (aliases: openssl, boringssl)");
+  tls->alias("openssl")->alias("boringssl");
+  std::string mode = "text";
+  tls->add_option("--libssl", o.libssl,
+                  "Library or program to hook: a libssl.so or an executable with OpenSSL linked in (default: the "
+                  "system libssl and every libssl mapped by running processes)");
+  tls->add_option("-m,--model", mode, "Capture mode: text (plaintext events)")
+      ->check(CLI::IsMember({"text", "keylog", "key", "pcap", "pcapng"}))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (mode != "text") {
+    std::fprintf(stderr, "clearcap: -m %s is not available in this build; only -m text is\n", mode.c_str());
+    return 2;
+  }
+  return clearcap::run_tls_command(o);
+}

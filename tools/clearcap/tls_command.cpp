@@ -1,0 +1,219 @@
+#include "tools/clearcap/tls_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/boot_clock.h"
+#include "core/privileges.h"
+#include "core/processor.h"
+#include "core/ring_reader.h"
+#include "core/tls_capture.h"
+#include "sinks/fd_writer.h"
+#include "sinks/json_encoder.h"
+#include "sinks/text_encoder.h"
+
+namespace clearcap {
+
+namespace {
+
+bool g_debug = false;
+
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+  if (!g_debug && level != LIBBPF_WARN) return 0;
+  if (!g_debug) return 0;  // warnings are folded into our own errors
+  return std::vfprintf(stderr, format, args);
+}
+
+template <typename... Args>
+void log(fmt::format_string<Args...> f, Args&&... args) {
+  fmt::print(stderr, "clearcap: {}\n", fmt::format(f, std::forward<Args>(args)...));
+}
+
+uint32_t round_up_pow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+struct Totals {
+  std::array<uint64_t, CC_STAT__COUNT> bpf{};
+  uint64_t events = 0, bytes = 0, decode_errors = 0, gaps = 0, gap_bytes = 0, late = 0;
+  uint64_t stalls = 0, oversize = 0, write_errors = 0, dropped_output_bytes = 0;
+  int write_errno = 0;
+};
+
+void print_summary(const Totals& t, double seconds) {
+  const auto& b = t.bpf;
+  uint64_t lost_records = b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] +
+                          b[CC_STAT_NO_ENTRY_STATE] + b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] +
+                          b[CC_STAT_NO_RING] + t.oversize + t.decode_errors;
+  uint64_t lost_bytes = b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES];
+  log("--- summary ({:.1f} s) ---", seconds);
+  log("events: {} ({} bytes of plaintext)", t.events, t.bytes);
+  log("losses: {} ({} bytes known lost)", lost_records, lost_bytes);
+  log("  ring buffer full: {} records ({} bytes)", b[CC_STAT_RINGBUF_FULL], b[CC_STAT_RINGBUF_FULL_BYTES]);
+  log("  per-call chunk limit: {} calls ({} bytes)", b[CC_STAT_CHUNK_LIMIT], b[CC_STAT_CHUNK_LIMIT_BYTES]);
+  log("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
+  log("  calls without entry state: {}; call state table full: {}; connection table full: {}",
+      b[CC_STAT_NO_ENTRY_STATE], b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
+  log("  no ring for CPU: {}; oversize records: {}; undecodable records: {}", b[CC_STAT_NO_RING], t.oversize,
+      t.decode_errors);
+  log("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
+  log("output: {} write errors, {} bytes not written{}", t.write_errors, t.dropped_output_bytes,
+      t.write_errno ? fmt::format(" (last error: {})", std::strerror(t.write_errno)) : "");
+  log("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}", b[CC_STAT_NO_FD],
+      b[CC_STAT_FILTERED], t.stalls);
+}
+
+}  // namespace
+
+int run_tls_command(const TlsCommandOptions& o) {
+  g_debug = o.debug;
+  libbpf_set_print(libbpf_log);
+
+  if (auto r = check_btf(); !r) {
+    log("{}", r.error().message);
+    return 1;
+  }
+  if (auto r = check_privileges(); !r) {
+    log("{}", r.error().message);
+    return 1;
+  }
+
+  // Block the stop signals before any thread exists so that only the
+  // sigtimedwait() below receives them.
+  sigset_t stop_set;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  sigaddset(&stop_set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a closed stdout is an output error, counted
+
+  TlsCapture::Options copts;
+  uint32_t pages = round_up_pow2(o.mapsize_pages);
+  if (pages != o.mapsize_pages) log("--mapsize {} rounded up to {} pages", o.mapsize_pages, pages);
+  copts.skel.ring_bytes = pages * static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  copts.skel.wakeup_bytes = o.wakeup_bytes < 0 ? copts.skel.ring_bytes / 4 : static_cast<uint64_t>(o.wakeup_bytes);
+  copts.discovery.libssl = o.libssl;
+  copts.discovery.pids = o.pids;
+  copts.uid = o.uid;
+
+  auto capture = TlsCapture::create(copts);
+  if (!capture) {
+    log("{}", capture.error().message);
+    return 1;
+  }
+  auto& cap = **capture;
+  if (o.debug) {
+    for (const auto& n : cap.notes()) log("skipped: {}", n);
+    for (const auto& t : cap.targets())
+      log("target: {} ({} functions{})", t.display, t.offsets.size(),
+          t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
+  }
+
+  FormatOptions fopts{o.hex, static_cast<size_t>(o.tsize)};
+  std::unique_ptr<Encoder> encoder;
+  if (o.format == "json") encoder = std::make_unique<JsonEncoder>(fopts);
+  else encoder = std::make_unique<TextEncoder>(fopts);
+  FdSink sink(std::move(encoder), STDOUT_FILENO);
+
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  const auto& rings = cap.skeleton().ring_fds();
+  int nreaders = o.readers > 0 ? o.readers : std::min<int>(4, static_cast<int>(rings.size()));
+  nreaders = std::min<int>(nreaders, static_cast<int>(rings.size()));
+  std::vector<std::vector<int>> groups(static_cast<size_t>(nreaders));
+  for (size_t i = 0; i < rings.size(); ++i) groups[i % groups.size()].push_back(rings[i]);
+  RingReader::Options ropts;
+  ropts.poll_ms = o.poll_ms;
+  std::vector<std::unique_ptr<RingReader>> readers;
+  std::vector<RingReader*> reader_ptrs;
+  for (int i = 0; i < nreaders; ++i) {
+    readers.push_back(std::make_unique<RingReader>(i, groups[static_cast<size_t>(i)], cap.skeleton().ring_bytes(),
+                                                   ropts, &wake));
+    if (auto r = readers.back()->open(); !r) {
+      log("{}", r.error().message);
+      return 1;
+    }
+    reader_ptrs.push_back(readers.back().get());
+  }
+  Processor::Options popts;
+  popts.merge_window_ns = std::max<uint64_t>(100'000'000ull, 5ull * static_cast<uint64_t>(o.poll_ms) * 1'000'000ull);
+  Processor processor(reader_ptrs, sink, popts, &wake);
+  processor.start();
+  for (auto& r : readers) r->start();
+
+  log("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
+      cap.targets().size(),
+      fmt::join([&] {
+        std::vector<std::string> names;
+        for (const auto& t : cap.targets()) names.push_back(t.display);
+        return names;
+      }(),
+                ", "),
+      rings.size(), cap.skeleton().ring_bytes() / 1024, nreaders);
+  auto started = std::chrono::steady_clock::now();
+
+  int exit_code = 0;
+  while (true) {
+    timespec tick{1, 0};
+    int sig = sigtimedwait(&stop_set, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    bool failed = false;
+    for (auto& r : readers) {
+      if (r->finished() && !r->error().empty()) {
+        log("reader {} failed: {}", r->id(), r->error());
+        failed = true;
+      }
+    }
+    if (failed) {
+      exit_code = 1;
+      break;
+    }
+  }
+
+  // Stop producing, then drain: readers empty their rings, the processor
+  // delivers everything, the sink flushes.
+  cap.detach();
+  for (auto& r : readers) r->request_stop();
+  for (auto& r : readers) r->join();
+  processor.join();
+  sink.flush();
+  if (!processor.error().empty()) {
+    log("processor failed: {}", processor.error());
+    exit_code = 1;
+  }
+
+  Totals t;
+  if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
+  else log("{}", s.error().message);
+  t.events = processor.events();
+  t.bytes = processor.payload_bytes();
+  t.decode_errors = processor.decode_errors();
+  t.gaps = processor.gaps();
+  t.gap_bytes = processor.gap_bytes();
+  t.late = processor.late_events();
+  for (auto& r : readers) {
+    t.stalls += r->stalls();
+    t.oversize += r->oversize();
+  }
+  t.write_errors = sink.write_errors();
+  t.dropped_output_bytes = sink.dropped_bytes();
+  t.write_errno = sink.last_errno();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  print_summary(t, secs);
+  return exit_code;
+}
+
+}  // namespace clearcap

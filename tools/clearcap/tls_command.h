@@ -1,0 +1,28 @@
+// `clearcap tls`: capture OpenSSL/BoringSSL plaintext until SIGINT/SIGTERM.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace clearcap {
+
+struct TlsCommandOptions {
+  std::vector<int> pids;
+  uint32_t uid = 0;
+  std::optional<std::string> libssl;
+  std::string format = "text";  // text | json
+  bool hex = false;
+  uint64_t tsize = 0;
+  uint32_t mapsize_pages = 1024;  // per CPU
+  int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
+  int readers = 0;                // 0 = min(CPUs, 4)
+  int poll_ms = 20;
+  bool debug = false;
+};
+
+// Returns the process exit code.
+int run_tls_command(const TlsCommandOptions& opts);
+
+}  // namespace clearcap
