@@ -5,10 +5,10 @@
 
 namespace clearcap {
 
-Processor::Processor(std::vector<RingReader*> readers, EventSink& sink, Options opts,
+Processor::Processor(std::vector<BatchSource*> sources, EventSink& sink, Options opts,
                      moodycamel::spsc_sema::LightweightSemaphore* wake)
     : sink_(sink), opts_(opts), wake_(wake) {
-  for (RingReader* r : readers) inputs_.push_back(Input{r, {}, 0});
+  for (BatchSource* s : sources) inputs_.push_back(Input{s, {}, 0});
 }
 
 Processor::~Processor() { join(); }
@@ -72,7 +72,7 @@ void Processor::pop_head(Input& in) {
   if (in.offset >= b->used()) {
     in.batches.pop_front();
     in.offset = 0;
-    in.reader->recycle(b);
+    in.source->recycle(b);
   }
 }
 
@@ -116,10 +116,10 @@ void Processor::run() {
     // Read `finished` before draining: a reader sets it after its last
     // hand-over, so everything it produced is in the queue by then.
     bool all_finished = true;
-    for (auto& in : inputs_) all_finished &= in.reader->finished();
+    for (auto& in : inputs_) all_finished &= in.source->finished();
     for (auto& in : inputs_) {
       Batch* b;
-      while (in.reader->full_queue().try_dequeue(b)) in.batches.push_back(b);
+      while (in.source->full_queue().try_dequeue(b)) in.batches.push_back(b);
     }
     size_t n = release(all_finished);
     dirty |= n > 0;

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,7 +23,7 @@
 #include <readerwriterqueue/atomicops.h>
 
 #include "core/boot_clock.h"
-#include "core/ring_reader.h"
+#include "core/batch_source.h"
 #include "core/stream_tracker.h"
 #include "sinks/event_sink.h"
 
@@ -34,7 +35,7 @@ class Processor {
     uint64_t merge_window_ns = 100'000'000;  // > reader poll period + hand-over slack
   };
 
-  Processor(std::vector<RingReader*> readers, EventSink& sink, Options opts,
+  Processor(std::vector<BatchSource*> sources, EventSink& sink, Options opts,
             moodycamel::spsc_sema::LightweightSemaphore* wake);
   ~Processor();
 
@@ -56,7 +57,7 @@ class Processor {
 
  private:
   struct Input {
-    RingReader* reader;
+    BatchSource* source;
     std::deque<Batch*> batches;
     size_t offset = 0;  // of the next record in batches.front()
   };

@@ -18,11 +18,12 @@
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include "core/batch.h"
+#include "core/batch_source.h"
 #include "core/result.h"
 
 namespace clearcap {
 
-class RingReader {
+class RingReader : public BatchSource {
  public:
   struct Options {
     size_t batch_bytes = 512 * 1024;  // >= the largest record
@@ -30,11 +31,9 @@ class RingReader {
     int poll_ms = 20;                 // timer that finds records written without a wake-up
   };
 
-  using Queue = moodycamel::ReaderWriterQueue<Batch*>;
-
   RingReader(int id, std::vector<int> ring_fds, uint32_t ring_bytes, Options opts,
              moodycamel::spsc_sema::LightweightSemaphore* processor_wake);
-  ~RingReader();
+  ~RingReader() override;
   RingReader(const RingReader&) = delete;
   RingReader& operator=(const RingReader&) = delete;
 
@@ -44,11 +43,11 @@ class RingReader {
   // finishes. Call after the probes are detached so the drain is final.
   void request_stop() { stop_.store(true, std::memory_order_release); }
   void join();
-  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  bool finished() const override { return finished_.load(std::memory_order_acquire); }
   int id() const { return id_; }
 
-  Queue& full_queue() { return full_; }
-  void recycle(Batch* b);
+  Queue& full_queue() override { return full_; }
+  void recycle(Batch* b) override;
 
   uint64_t records() const { return records_.load(std::memory_order_relaxed); }
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }

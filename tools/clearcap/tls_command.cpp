@@ -138,7 +138,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   RingReader::Options ropts;
   ropts.poll_ms = o.poll_ms;
   std::vector<std::unique_ptr<RingReader>> readers;
-  std::vector<RingReader*> reader_ptrs;
+  std::vector<BatchSource*> reader_ptrs;
   for (int i = 0; i < nreaders; ++i) {
     readers.push_back(std::make_unique<RingReader>(i, groups[static_cast<size_t>(i)], cap.skeleton().ring_bytes(),
                                                    ropts, &wake));

@@ -1,0 +1,106 @@
+// Pipeline hot paths without the kernel: record decode, batch hand-off into
+// the processor's timestamp merge, and the encoders. Fixed seeds and sizes.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "core/processor.h"
+#include "sinks/json_encoder.h"
+#include "sinks/text_encoder.h"
+#include "../tests/unit/scripted_source.h"
+#include "../tests/unit/test_record.h"
+
+namespace clearcap {
+namespace {
+
+std::string printable_payload(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, ' ');
+  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
+  return s;
+}
+
+std::vector<uint8_t> make_record(uint64_t ts, size_t payload) {
+  test::TestRecord r;
+  r.raw.ts_ns = ts;
+  r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
+  r.with_payload(printable_payload(payload, 42));
+  return r.bytes();
+}
+
+void BM_Decode_Record(benchmark::State& state) {
+  auto rec = make_record(1, static_cast<size_t>(state.range(0)));
+  Event ev;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(decode_record(rec, ev));
+    benchmark::DoNotOptimize(ev);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(rec.size()));
+}
+BENCHMARK(BM_Decode_Record)->Arg(256)->Arg(16384);
+
+class NullSink : public EventSink {
+ public:
+  void write(const Event& ev) override { bytes += ev.payload.size(); }
+  void flush() override {}
+  uint64_t bytes = 0;
+};
+
+// Two sources (two CPUs' rings) of 256-byte records, merged by timestamp.
+void BM_Processor_Merge(benchmark::State& state) {
+  const size_t per_source = 100'000;
+  std::vector<std::vector<uint8_t>> recs_a, recs_b;
+  for (size_t i = 0; i < per_source; ++i) {
+    recs_a.push_back(make_record(2 * i, 256 - sizeof(cc_data_event)));
+    recs_b.push_back(make_record(2 * i + 1, 256 - sizeof(cc_data_event)));
+  }
+  for (auto _ : state) {
+    state.PauseTiming();
+    test::ScriptedSource a(512 * 1024), b(512 * 1024);
+    for (size_t i = 0; i < per_source; ++i) {
+      a.add(recs_a[i]);
+      b.add(recs_b[i]);
+    }
+    a.finish();
+    b.finish();
+    NullSink sink;
+    moodycamel::spsc_sema::LightweightSemaphore wake;
+    Processor p({&a, &b}, sink, {}, &wake);
+    state.ResumeTiming();
+    p.start();
+    p.join();
+    benchmark::DoNotOptimize(sink.bytes);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(2 * per_source));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(2 * per_source * 256));
+}
+// Real time: the work happens on the processor thread.
+BENCHMARK(BM_Processor_Merge)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+template <class Enc>
+void encode_bench(benchmark::State& state) {
+  test::TestRecord r;
+  r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
+  const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  r.with_payload(head + printable_payload(static_cast<size_t>(state.range(0)) - head.size(), 7));
+  Event ev = r.event();
+  Enc enc(FormatOptions{});
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    enc.encode(ev, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(ev.payload.size()));
+}
+void BM_JsonEncoder_Encode(benchmark::State& state) { encode_bench<JsonEncoder>(state); }
+void BM_TextEncoder_Encode(benchmark::State& state) { encode_bench<TextEncoder>(state); }
+BENCHMARK(BM_JsonEncoder_Encode)->Arg(256)->Arg(16384);
+BENCHMARK(BM_TextEncoder_Encode)->Arg(256)->Arg(16384);
+
+}  // namespace
+}  // namespace clearcap

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything clearcap needs to build, run and test, from Debian 12's
+# archive. Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get install needs it)" >&2
+  exit 1
+fi
+
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config clang
+  libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  libzstd-dev libsimdjson-dev libreaderwriterqueue-dev libconcurrentqueue-dev
+  libexpected-dev libcli11-dev libfmt-dev libspdlog-dev
+  libgtest-dev libbenchmark-dev
+)
+# Real programs the privileged tests drive on loopback.
+TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd)
+
+want=("${BUILD_PKGS[@]}")
+if [ "${1:-}" = "--test" ]; then
+  want+=("${TEST_PKGS[@]}")
+  # node: any build will do (the image's own, or Debian's).
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# policy-rc.d keeps the nginx package from starting a system nginx on :80.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
