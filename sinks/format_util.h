@@ -16,6 +16,8 @@
 
 namespace clearcap {
 
+inline constexpr char kHexDigits[] = "0123456789abcdef";
+
 // Appends `value` in decimal. std::to_chars: no locale, no allocation.
 template <std::integral T>
 void append_int(std::string& out, T value) {

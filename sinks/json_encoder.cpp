@@ -25,8 +25,6 @@ constexpr std::array<char, 256> kEscape = [] {
   return t;
 }();
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
 // Appends `s` as a quoted JSON string. With `escape_high`, bytes >= 0x80 are
 // written as \u00XX (their Latin-1 code point): used for strings that are not
 // valid UTF-8, so that the line stays valid JSON and every byte is recoverable.

@@ -1,11 +1,12 @@
 #include "sinks/text_encoder.h"
 
+#include <algorithm>
+
 #include "sinks/format_util.h"
 
 namespace clearcap {
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
 constexpr size_t kHexBytesPerLine = 16;
 
 bool is_ascii_control(uint8_t c) { return c < 0x20 || c == 0x7f; }
