@@ -97,8 +97,10 @@ static __always_inline __u64 next_conn_id(void)
 static __always_inline int on_entry(struct pt_regs *ctx, __u8 source, bool ex)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (cc_filtered(id >> 32))
+	if (cc_filtered(id >> 32)) {
+		cc_stat_add(CC_STAT_FILTERED, 1);
 		return 0;
+	}
 	struct call_state cs = {
 		.ssl = PT_REGS_PARM1(ctx),
 		.buf = PT_REGS_PARM2(ctx),

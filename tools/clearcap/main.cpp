@@ -44,6 +44,10 @@ int main(int argc, char** argv) {
   app.add_option("--poll-ms", o.poll_ms, "How often readers look for records written without a wake-up")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app.add_option("--stats", o.stats_interval,
+                 "Print a status line (events, rate, losses by cause) to stderr every N seconds (0 = only the summary "
+                 "at exit)")
+      ->check(CLI::Range(0, 86400));
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
   auto* tls = app.add_subcommand("tls", "Capture OpenSSL/BoringSSL plaintext (aliases: openssl, boringssl)");

@@ -53,15 +53,50 @@ struct Totals {
   int write_errno = 0;
 };
 
+Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
+               const FdSink& sink) {
+  Totals t;
+  if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
+  else log("{}", s.error().message);
+  t.events = processor.events();
+  t.bytes = processor.payload_bytes();
+  t.decode_errors = processor.decode_errors();
+  t.gaps = processor.gaps();
+  t.gap_bytes = processor.gap_bytes();
+  t.late = processor.late_events();
+  for (const auto& r : readers) {
+    t.stalls += r->stalls();
+    t.oversize += r->oversize();
+  }
+  t.write_errors = sink.write_errors();
+  t.dropped_output_bytes = sink.dropped_bytes();
+  t.write_errno = sink.last_errno();
+  return t;
+}
+
+uint64_t lost_records(const Totals& t) {
+  const auto& b = t.bpf;
+  return b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] + b[CC_STAT_NO_ENTRY_STATE] +
+         b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + t.oversize + t.decode_errors;
+}
+
+uint64_t lost_bytes(const Totals& t) {
+  const auto& b = t.bpf;
+  return b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES];
+}
+
+// One line for --stats: totals and the event rate since the previous line.
+void print_status(const Totals& t, const Totals& prev, double interval_s) {
+  log("stats: events {} (+{:.0f}/s), bytes {}, lost {} records / {} bytes (ring full {}), output errors {}",
+      t.events, static_cast<double>(t.events - prev.events) / interval_s, t.bytes, lost_records(t), lost_bytes(t),
+      t.bpf[CC_STAT_RINGBUF_FULL], t.write_errors);
+}
+
 void print_summary(const Totals& t, double seconds) {
   const auto& b = t.bpf;
-  uint64_t lost_records = b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] +
-                          b[CC_STAT_NO_ENTRY_STATE] + b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] +
-                          b[CC_STAT_NO_RING] + t.oversize + t.decode_errors;
-  uint64_t lost_bytes = b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES];
   log("--- summary ({:.1f} s) ---", seconds);
   log("events: {} ({} bytes of plaintext)", t.events, t.bytes);
-  log("losses: {} ({} bytes known lost)", lost_records, lost_bytes);
+  log("losses: {} ({} bytes known lost)", lost_records(t), lost_bytes(t));
   log("  ring buffer full: {} records ({} bytes)", b[CC_STAT_RINGBUF_FULL], b[CC_STAT_RINGBUF_FULL_BYTES]);
   log("  per-call chunk limit: {} calls ({} bytes)", b[CC_STAT_CHUNK_LIMIT], b[CC_STAT_CHUNK_LIMIT_BYTES]);
   log("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
@@ -166,10 +201,19 @@ int run_tls_command(const TlsCommandOptions& o) {
   auto started = std::chrono::steady_clock::now();
 
   int exit_code = 0;
+  Totals last_status;
+  auto last_status_at = started;
   while (true) {
     timespec tick{1, 0};
     int sig = sigtimedwait(&stop_set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
+    auto now = std::chrono::steady_clock::now();
+    if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
+      Totals t = collect(cap, processor, readers, sink);
+      print_status(t, last_status, std::chrono::duration<double>(now - last_status_at).count());
+      last_status = t;
+      last_status_at = now;
+    }
     bool failed = false;
     for (auto& r : readers) {
       if (r->finished() && !r->error().empty()) {
@@ -195,22 +239,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     exit_code = 1;
   }
 
-  Totals t;
-  if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
-  else log("{}", s.error().message);
-  t.events = processor.events();
-  t.bytes = processor.payload_bytes();
-  t.decode_errors = processor.decode_errors();
-  t.gaps = processor.gaps();
-  t.gap_bytes = processor.gap_bytes();
-  t.late = processor.late_events();
-  for (auto& r : readers) {
-    t.stalls += r->stalls();
-    t.oversize += r->oversize();
-  }
-  t.write_errors = sink.write_errors();
-  t.dropped_output_bytes = sink.dropped_bytes();
-  t.write_errno = sink.last_errno();
+  Totals t = collect(cap, processor, readers, sink);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   print_summary(t, secs);
   return exit_code;

@@ -19,6 +19,7 @@ struct TlsCommandOptions {
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
+  int stats_interval = 0;         // seconds between status lines on stderr, 0 = off
   bool debug = false;
 };
 
