@@ -184,10 +184,81 @@ static __always_inline void resolve_tuple(struct conn_state *c, __s32 fd)
 	} else {
 		return;
 	}
+	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (dport == 0)
+		return; /* not connected yet: try again on the next call */
 	c->family = family;
 	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->dport = dport;
 	c->has_tuple = 1;
+}
+
+/* The connection state of (tgid, ssl), created when missing. An SSL object
+ * reused on another socket (SSL_clear + SSL_set_fd) starts a new connection.
+ * Learns the fd and, once connected, the tuple. */
+static __always_inline struct conn_state *conn_for(__u32 tgid, __u64 ssl, __s32 fd)
+{
+	struct conn_key key = {.tgid = tgid, .ssl = ssl};
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+	if (c && fd >= 0 && c->fd >= 0 && c->fd != fd)
+		c = NULL;
+	if (!c) {
+		struct conn_state fresh = {.conn_id = next_conn_id(), .fd = fd};
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
+			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
+			return NULL;
+		}
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c) {
+			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
+			return NULL;
+		}
+	}
+	if (fd >= 0 && c->fd < 0)
+		c->fd = fd;
+	if (!c->has_tuple && c->fd >= 0)
+		resolve_tuple(c, c->fd);
+	return c;
+}
+
+/*
+ * The fd of connections whose first SSL_read is served from the library's
+ * buffer (TLS 1.3 servers often read the request with the client's Finished
+ * during the handshake) comes from SSL_set_fd, or from the socket syscalls
+ * made inside SSL_do_handshake (SSL_set_bio users). Both run once per
+ * connection, so their traps cost nothing per byte.
+ */
+SEC("uprobe")
+int BPF_KPROBE(ssl_set_fd_entry)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (cc_filtered(id >> 32))
+		return 0;
+	__s32 fd = (__s32)PT_REGS_PARM2(ctx);
+	__u64 ssl = PT_REGS_PARM1(ctx);
+	struct conn_key key = {.tgid = id >> 32, .ssl = ssl};
+	/* Always a new connection, even when an SSL object is reused. */
+	bpf_map_delete_elem(&conns, &key);
+	conn_for(id >> 32, ssl, fd);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_handshake_entry) { return on_entry(ctx, CC_SRC_HANDSHAKE, false); }
+
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_handshake_ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state *csp = bpf_map_lookup_elem(&active_calls, &id);
+	if (!csp)
+		return 0;
+	__u64 ssl = csp->ssl;
+	__s32 fd = csp->fd;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (fd >= 0)
+		conn_for(id >> 32, ssl, fd);
+	return 0;
 }
 
 struct emit_ctx {
@@ -276,31 +347,14 @@ int BPF_KRETPROBE(ssl_ret)
 	__u8 dir = (cs.source == CC_SRC_SSL_READ || cs.source == CC_SRC_SSL_READ_EX) ? CC_DIR_READ
 										      : CC_DIR_WRITE;
 
-	struct conn_key key = {.tgid = tgid, .ssl = cs.ssl};
-	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
-	if (c && cs.fd >= 0 && c->fd >= 0 && c->fd != cs.fd)
-		c = NULL; /* SSL object reused on another socket: a new connection */
-	if (!c) {
-		struct conn_state fresh = {.conn_id = next_conn_id(), .fd = cs.fd};
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
-			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
-			return 0;
-		}
-		c = bpf_map_lookup_elem(&conns, &key);
-		if (!c) {
-			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
-			return 0;
-		}
-	}
+	struct conn_state *c = conn_for(tgid, cs.ssl, cs.fd);
+	if (!c)
+		return 0;
 	__u32 flags = 0;
 	if (cs.fd < 0 && c->fd >= 0) {
 		cs.fd = c->fd;
 		flags |= CC_FLAG_FD_CACHED;
-	} else if (cs.fd >= 0 && c->fd < 0) {
-		c->fd = cs.fd;
 	}
-	if (!c->has_tuple && cs.fd >= 0)
-		resolve_tuple(c, cs.fd);
 	if (cs.fd < 0)
 		cc_stat_add(CC_STAT_NO_FD, 1);
 

@@ -16,6 +16,7 @@ namespace {
 struct Hook {
   const char* function;
   bpf_program* entry;
+  bpf_program* ret;  // nullptr: entry only
 };
 
 }  // namespace
@@ -77,10 +78,12 @@ Result<void> TlsCapture::attach_tracepoints() {
 
 Result<void> TlsCapture::attach_target(const TlsTarget& t) {
   auto* s = skel_->raw();
-  const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry},
-                        {"SSL_read", s->progs.ssl_read_entry},
-                        {"SSL_write_ex", s->progs.ssl_write_ex_entry},
-                        {"SSL_read_ex", s->progs.ssl_read_ex_entry}};
+  const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
+                        {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
+                        {"SSL_write_ex", s->progs.ssl_write_ex_entry, s->progs.ssl_ret},
+                        {"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret},
+                        {"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr},
+                        {"SSL_do_handshake", s->progs.ssl_handshake_entry, s->progs.ssl_handshake_ret}};
   std::vector<int> pids = t.pids;
   if (pids.empty()) pids.push_back(-1);  // every process that maps the file
   for (int pid : pids) {
@@ -89,7 +92,8 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t) {
       if (it == t.offsets.end()) continue;
       // Return probe first: an entry without its return would leave state.
       for (bool ret : {true, false}) {
-        bpf_program* prog = ret ? s->progs.ssl_ret : h.entry;
+        bpf_program* prog = ret ? h.ret : h.entry;
+        if (!prog) continue;
         bpf_link* l = bpf_program__attach_uprobe(prog, ret, pid, t.path.c_str(), it->second);
         if (!l) {
           int err = errno;

@@ -18,7 +18,8 @@
 
 namespace clearcap {
 
-const char* const kTlsFunctions[4] = {"SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"};
+const char* const kTlsFunctions[6] = {"SSL_write",    "SSL_read",   "SSL_write_ex",
+                                      "SSL_read_ex", "SSL_set_fd", "SSL_do_handshake"};
 
 namespace {
 

@@ -21,8 +21,10 @@ struct TlsTarget {
 };
 
 // The functions hooked by the tls module. SSL_write and SSL_read are required;
-// the _ex variants exist from OpenSSL 1.1.1 on.
-extern const char* const kTlsFunctions[4];
+// the _ex variants exist from OpenSSL 1.1.1 on; SSL_set_fd and
+// SSL_do_handshake tell the socket of connections whose first read makes no
+// syscall.
+extern const char* const kTlsFunctions[6];
 
 // Checks one file: it exists and defines SSL_write and SSL_read.
 Result<TlsTarget> inspect_tls_target(const std::string& path, const std::string& display = {});

@@ -43,6 +43,7 @@ enum cc_source {
 	CC_SRC_SSL_READ = 1,
 	CC_SRC_SSL_WRITE_EX = 2,
 	CC_SRC_SSL_READ_EX = 3,
+	CC_SRC_HANDSHAKE = 4, /* SSL_do_handshake: learns the fd, emits nothing */
 };
 
 /* cc_data_event.flags */

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   clearcap::TlsCommandOptions o;
   app.add_option("-p,--pid", o.pids, "Only these processes (repeatable or comma list); probes are attached only in them")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 4194304));  // PID_MAX_LIMIT
   app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)");
   app.add_option("--format", o.format, "Output format: text (human) or json (one object per line)")
       ->check(CLI::IsMember({"text", "json"}))
@@ -62,6 +62,20 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RequiredError& e) {
+    // CLI11 only says "A subcommand is required"; name what was given.
+    if (app.get_subcommands().empty()) {
+      std::string given;
+      for (int i = 1; i < argc; ++i)
+        if (argv[i][0] != '-') {
+          given = argv[i];
+          break;
+        }
+      std::fprintf(stderr, "clearcap: %s; modules: tls (aliases openssl, boringssl). Run clearcap --help.\n",
+                   given.empty() ? "no module given" : ("unknown module '" + given + "'").c_str());
+      return 2;
+    }
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
