@@ -46,6 +46,7 @@ class NullSink : public EventSink {
  public:
   void write(const Event& ev) override { bytes += ev.payload.size(); }
   void flush() override {}
+  void collect_stats(std::vector<SinkStats>&) const override {}
   uint64_t bytes = 0;
 };
 
@@ -80,16 +81,38 @@ void BM_Processor_Merge(benchmark::State& state) {
 // Real time: the work happens on the processor thread.
 BENCHMARK(BM_Processor_Merge)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// What an encoder benchmark feeds: by default an IPv4 HTTP request with a
+// printable payload, always at the same time.
+enum class EncodeCase {
+  kHttp,
+  kIpv6,       // IPv6 addresses
+  kNewSecond,  // every event in a new second: the worst case for time formatting
+  kBinary,     // random bytes: base64 (JSON), hex dump (text)
+};
+
 template <class Enc>
-void encode_bench(benchmark::State& state) {
+void encode_bench(benchmark::State& state, EncodeCase what = EncodeCase::kHttp) {
+  const auto size = static_cast<size_t>(state.range(0));
   test::TestRecord r;
-  r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
-  const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  r.with_payload(head + printable_payload(static_cast<size_t>(state.range(0)) - head.size(), 7));
+  if (what == EncodeCase::kIpv6) {
+    r.ipv6("2001:db8::1:0:0:7", 40000, "2001:db8:0:1::443", 443);
+  } else {
+    r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
+  }
+  if (what == EncodeCase::kBinary) {
+    std::mt19937 rng(7);
+    std::string bytes(size, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    r.with_payload(bytes);
+  } else {
+    const std::string head = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    r.with_payload(head + printable_payload(size - head.size(), 7));
+  }
   Event ev = r.event();
   Enc enc(FormatOptions{});
   std::string out;
   for (auto _ : state) {
+    if (what == EncodeCase::kNewSecond) ev.wall_ns += 1'000'000'000;
     out.clear();
     enc.encode(ev, out);
     benchmark::DoNotOptimize(out.data());
@@ -101,6 +124,22 @@ void BM_JsonEncoder_Encode(benchmark::State& state) { encode_bench<JsonEncoder>(
 void BM_TextEncoder_Encode(benchmark::State& state) { encode_bench<TextEncoder>(state); }
 BENCHMARK(BM_JsonEncoder_Encode)->Arg(256)->Arg(16384);
 BENCHMARK(BM_TextEncoder_Encode)->Arg(256)->Arg(16384);
+void BM_JsonEncoder_Ipv6(benchmark::State& state) { encode_bench<JsonEncoder>(state, EncodeCase::kIpv6); }
+void BM_TextEncoder_Ipv6(benchmark::State& state) { encode_bench<TextEncoder>(state, EncodeCase::kIpv6); }
+void BM_JsonEncoder_NewSecond(benchmark::State& state) {
+  encode_bench<JsonEncoder>(state, EncodeCase::kNewSecond);
+}
+void BM_TextEncoder_NewSecond(benchmark::State& state) {
+  encode_bench<TextEncoder>(state, EncodeCase::kNewSecond);
+}
+void BM_JsonEncoder_Binary(benchmark::State& state) { encode_bench<JsonEncoder>(state, EncodeCase::kBinary); }
+void BM_TextEncoder_Binary(benchmark::State& state) { encode_bench<TextEncoder>(state, EncodeCase::kBinary); }
+BENCHMARK(BM_JsonEncoder_Ipv6)->Arg(256);
+BENCHMARK(BM_TextEncoder_Ipv6)->Arg(256);
+BENCHMARK(BM_JsonEncoder_NewSecond)->Arg(256);
+BENCHMARK(BM_TextEncoder_NewSecond)->Arg(256);
+BENCHMARK(BM_JsonEncoder_Binary)->Arg(256)->Arg(16384);
+BENCHMARK(BM_TextEncoder_Binary)->Arg(256)->Arg(16384);
 
 }  // namespace
 }  // namespace clearcap

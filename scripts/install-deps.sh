@@ -14,9 +14,10 @@ BUILD_PKGS=(
   libzstd-dev libsimdjson-dev libreaderwriterqueue-dev libconcurrentqueue-dev
   libexpected-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libbenchmark-dev
+  libprotobuf-dev protobuf-compiler libboost-dev libnghttp2-dev
 )
 # Real programs the privileged tests drive on loopback.
-TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd)
+TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then

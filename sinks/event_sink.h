@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/event.h"
 
@@ -23,6 +25,15 @@ class Encoder {
   virtual void encode(const Event& ev, std::string& out) = 0;
 };
 
+// Loss and error counters of one output, for the summary and --stats.
+struct SinkStats {
+  std::string name;             // "stdout", a path, a URL
+  uint64_t write_errors = 0;    // failed writes
+  uint64_t dropped_bytes = 0;   // encoded bytes that could not be delivered
+  uint64_t dropped_events = 0;  // whole events not delivered (slow or absent peer)
+  int last_errno = 0;           // of the last failure, 0 if none
+};
+
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -30,6 +41,9 @@ class EventSink {
   // Push buffered bytes to the destination (called when the pipeline is idle
   // and at shutdown).
   virtual void flush() = 0;
+  // Any thread (counters are read while the processor writes): appends one
+  // entry per destination behind this sink.
+  virtual void collect_stats(std::vector<SinkStats>& out) const = 0;
 };
 
 }  // namespace clearcap

@@ -5,7 +5,8 @@
 
 namespace clearcap {
 
-FdSink::FdSink(std::unique_ptr<Encoder> encoder, int fd) : encoder_(std::move(encoder)), fd_(fd) {
+FdSink::FdSink(std::unique_ptr<Encoder> encoder, int fd, std::string name)
+    : encoder_(std::move(encoder)), fd_(fd), name_(std::move(name)) {
   // One flush's worth plus room for the event that crosses the threshold
   // (at most CC_CHUNK_MAX payload, hex-dumped about 4.3x).
   buf_.reserve(kFlushThreshold + 128 * 1024);
@@ -30,12 +31,16 @@ void FdSink::flush() {
     // Any other failure (EBADF, EPIPE, ENOSPC, EAGAIN on a non-blocking fd,
     // or a 0-byte write) drops what is left: retrying could stall the
     // processor forever.
-    last_errno_ = n < 0 ? errno : EIO;
-    ++write_errors_;
-    dropped_bytes_ += buf_.size() - done;
+    last_errno_.store(n < 0 ? errno : EIO, std::memory_order_relaxed);
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+    dropped_bytes_.fetch_add(buf_.size() - done, std::memory_order_relaxed);
     break;
   }
   buf_.clear();  // keeps capacity: no allocation on the next events
+}
+
+void FdSink::collect_stats(std::vector<SinkStats>& out) const {
+  out.push_back({name_, write_errors(), dropped_bytes(), 0, last_errno()});
 }
 
 }  // namespace clearcap

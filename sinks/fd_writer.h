@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,7 +21,7 @@ namespace clearcap {
 // Does not own the descriptor (stdout, or a file its owner opened and closes).
 class FdSink : public EventSink {
  public:
-  explicit FdSink(std::unique_ptr<Encoder> encoder, int fd = STDOUT_FILENO);
+  explicit FdSink(std::unique_ptr<Encoder> encoder, int fd = STDOUT_FILENO, std::string name = "stdout");
   ~FdSink() override;  // flushes
   FdSink(const FdSink&) = delete;
   FdSink& operator=(const FdSink&) = delete;
@@ -28,11 +29,13 @@ class FdSink : public EventSink {
   void write(const Event& ev) override;
   void flush() override;
 
-  uint64_t write_errors() const { return write_errors_; }
-  uint64_t dropped_bytes() const { return dropped_bytes_; }
+  void collect_stats(std::vector<SinkStats>& out) const override;
+
+  uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
+  uint64_t dropped_bytes() const { return dropped_bytes_.load(std::memory_order_relaxed); }
   // errno of the last failed write (EIO for a 0-byte write), 0 if none: for
   // the one user-facing message at shutdown or in --stats.
-  int last_errno() const { return last_errno_; }
+  int last_errno() const { return last_errno_.load(std::memory_order_relaxed); }
 
   // Buffered bytes are written once they exceed this size: few syscalls,
   // still a bounded memory footprint and latency.
@@ -42,9 +45,11 @@ class FdSink : public EventSink {
   std::unique_ptr<Encoder> encoder_;
   int fd_;
   std::string buf_;
-  uint64_t write_errors_ = 0;
-  uint64_t dropped_bytes_ = 0;
-  int last_errno_ = 0;
+  std::string name_;
+  // Written by the processor thread, read by any (relaxed: plain counters).
+  std::atomic<uint64_t> write_errors_{0};
+  std::atomic<uint64_t> dropped_bytes_{0};
+  std::atomic<int> last_errno_{0};
 };
 
 }  // namespace clearcap

@@ -67,6 +67,7 @@ class CollectingSink : public EventSink {
                       std::string(ev.payload.begin(), ev.payload.end())});
   }
   void flush() override { ++flushes; }
+  void collect_stats(std::vector<SinkStats>&) const override {}
   std::vector<CollectedEvent> events;
   int flushes = 0;
 };

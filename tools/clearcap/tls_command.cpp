@@ -19,9 +19,7 @@
 #include "core/processor.h"
 #include "core/ring_reader.h"
 #include "core/tls_capture.h"
-#include "sinks/fd_writer.h"
-#include "sinks/json_encoder.h"
-#include "sinks/text_encoder.h"
+#include "tools/clearcap/outputs.h"
 
 namespace clearcap {
 
@@ -49,12 +47,12 @@ uint32_t round_up_pow2(uint32_t v) {
 struct Totals {
   std::array<uint64_t, CC_STAT__COUNT> bpf{};
   uint64_t events = 0, bytes = 0, decode_errors = 0, gaps = 0, gap_bytes = 0, late = 0;
-  uint64_t stalls = 0, oversize = 0, write_errors = 0, dropped_output_bytes = 0;
-  int write_errno = 0;
+  uint64_t stalls = 0, oversize = 0;
+  std::vector<SinkStats> outputs;
 };
 
 Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
-               const FdSink& sink) {
+               const EventSink& sink) {
   Totals t;
   if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
   else log("{}", s.error().message);
@@ -68,9 +66,7 @@ Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<st
     t.stalls += r->stalls();
     t.oversize += r->oversize();
   }
-  t.write_errors = sink.write_errors();
-  t.dropped_output_bytes = sink.dropped_bytes();
-  t.write_errno = sink.last_errno();
+  sink.collect_stats(t.outputs);
   return t;
 }
 
@@ -87,9 +83,11 @@ uint64_t lost_bytes(const Totals& t) {
 
 // One line for --stats: totals and the event rate since the previous line.
 void print_status(const Totals& t, const Totals& prev, double interval_s) {
+  uint64_t output_errors = 0;
+  for (const auto& o : t.outputs) output_errors += o.write_errors + o.dropped_events;
   log("stats: events {} (+{:.0f}/s), bytes {}, lost {} records / {} bytes (ring full {}), output errors {}",
       t.events, static_cast<double>(t.events - prev.events) / interval_s, t.bytes, lost_records(t), lost_bytes(t),
-      t.bpf[CC_STAT_RINGBUF_FULL], t.write_errors);
+      t.bpf[CC_STAT_RINGBUF_FULL], output_errors);
 }
 
 void print_summary(const Totals& t, double seconds) {
@@ -105,8 +103,10 @@ void print_summary(const Totals& t, double seconds) {
   log("  no ring for CPU: {}; oversize records: {}; undecodable records: {}", b[CC_STAT_NO_RING], t.oversize,
       t.decode_errors);
   log("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
-  log("output: {} write errors, {} bytes not written{}", t.write_errors, t.dropped_output_bytes,
-      t.write_errno ? fmt::format(" (last error: {})", std::strerror(t.write_errno)) : "");
+  for (const auto& o : t.outputs)
+    log("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
+        o.dropped_bytes, o.dropped_events,
+        o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : "");
   log("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}", b[CC_STAT_NO_FD],
       b[CC_STAT_FILTERED], t.stalls);
 }
@@ -158,11 +158,12 @@ int run_tls_command(const TlsCommandOptions& o) {
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
   }
 
-  FormatOptions fopts{o.hex, static_cast<size_t>(o.tsize)};
-  std::unique_ptr<Encoder> encoder;
-  if (o.format == "json") encoder = std::make_unique<JsonEncoder>(fopts);
-  else encoder = std::make_unique<TextEncoder>(fopts);
-  FdSink sink(std::move(encoder), STDOUT_FILENO);
+  auto output = make_event_output(OutputOptions{o.format, o.hex, o.tsize});
+  if (!output) {
+    log("{}", output.error().message);
+    return 1;
+  }
+  EventSink& sink = **output;
 
   moodycamel::spsc_sema::LightweightSemaphore wake;
   const auto& rings = cap.skeleton().ring_fds();
