@@ -1,26 +1,53 @@
 #include "sinks/format_util.h"
 
-#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <chrono>
-#include <iterator>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <simdjson.h>
 
 namespace clearcap {
 
-void append_rfc3339(std::string& out, uint64_t wall_ns) {
-  using namespace std::chrono;
-  const sys_seconds secs{seconds{wall_ns / 1'000'000'000}};
-  const auto day = floor<days>(secs);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{secs - day};
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                 static_cast<unsigned>(ymd.day()), hms.hours().count(), hms.minutes().count(),
-                 hms.seconds().count(), wall_ns % 1'000'000'000);
+void LineWriter::put_long(std::string_view s) {
+  flush();
+  if (s.size() <= kBufferSize) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  } else {
+    out_.append(s);
+  }
+}
+
+char* write_uint(char* p, uint64_t value) { return std::to_chars(p, p + kMaxIntChars, value).ptr; }
+char* write_sint(char* p, int64_t value) { return std::to_chars(p, p + kMaxIntChars, value).ptr; }
+
+void TimeFormatter::append(LineWriter& w, uint64_t wall_ns) {
+  const uint64_t second = wall_ns / 1'000'000'000;
+  if (second != second_) {
+    using namespace std::chrono;
+    const sys_seconds secs{seconds{second}};
+    const auto day = floor<days>(secs);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{secs - day};
+    // Always kPrefixLen bytes: a uint64_t of nanoseconds ends in year 2554.
+    fmt::format_to_n(prefix_, kPrefixLen, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                     static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count());
+    second_ = second;
+  }
+  char* p = w.reserve(kPrefixLen + 10);
+  std::memcpy(p, prefix_, kPrefixLen);
+  p += kPrefixLen;
+  uint64_t ns = wall_ns % 1'000'000'000;
+  for (int i = 8; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + ns % 10);
+    ns /= 10;
+  }
+  p[9] = 'Z';
+  w.commit(p + 10);
 }
 
 AddrFamily addr_family(const Event& ev) {
@@ -41,24 +68,87 @@ std::string_view family_name(AddrFamily family) {
   return "unknown";
 }
 
-void append_ip(std::string& out, AddrFamily family, const uint8_t* addr) {
-  if (family == AddrFamily::kUnknown) return;
-  char buf[INET6_ADDRSTRLEN];
-  const int af = family == AddrFamily::kIpv4 ? AF_INET : AF_INET6;
-  // Cannot fail: the family is valid and the buffer fits any address.
-  if (inet_ntop(af, addr, buf, sizeof(buf)) != nullptr) out += buf;
+namespace {
+
+// The address formatters below produce exactly glibc's inet_ntop text, which
+// formats with sprintf: ~1,700 instructions for an IPv4 address and several
+// times that for IPv6, against a few dozen here.
+
+char* format_ipv4(char* p, const uint8_t* addr) {
+  for (int i = 0; i < 4; ++i) {
+    if (i != 0) *p++ = '.';
+    p = std::to_chars(p, p + 3, addr[i]).ptr;
+  }
+  return p;
 }
 
-void append_endpoint(std::string& out, AddrFamily family, const uint8_t* addr, uint16_t port) {
-  if (family == AddrFamily::kUnknown) return;
+// RFC 5952 text: lowercase hex groups without leading zeros, the first
+// longest run of two or more zero groups written as "::". Like glibc (and
+// BIND, where its code comes from), ::ffff:a.b.c.d (IPv4-mapped) and ::a.b.c.d
+// (the deprecated IPv4-compatible form) end in a dotted quad.
+char* format_ipv6(char* p, const uint8_t* addr) {
+  uint16_t words[8];
+  for (int i = 0; i < 8; ++i) words[i] = static_cast<uint16_t>(addr[2 * i] << 8 | addr[2 * i + 1]);
+
+  int run_begin = 0, run_end = 0;  // the zero run written as "::", empty if none
+  for (int i = 0; i < 8;) {
+    if (words[i] != 0) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < 8 && words[j] == 0) ++j;
+    if (j - i > run_end - run_begin) run_begin = i, run_end = j;
+    i = j;
+  }
+  if (run_end - run_begin < 2) run_begin = run_end = 0;
+
+  for (int i = 0; i < 8; ++i) {
+    if (i >= run_begin && i < run_end) {
+      if (i == run_begin) *p++ = ':';
+      continue;
+    }
+    if (i != 0) *p++ = ':';
+    if (i == 6 && run_begin == 0 && (run_end == 6 || (run_end == 5 && words[5] == 0xffff))) {
+      return format_ipv4(p, addr + 12);
+    }
+    p = std::to_chars(p, p + 4, words[i], 16).ptr;
+  }
+  if (run_end == 8 && run_begin < run_end) *p++ = ':';
+  return p;
+}
+
+}  // namespace
+
+IpText::IpText(AddrFamily family, const uint8_t* addr) {
+  switch (family) {
+    case AddrFamily::kIpv4: len_ = static_cast<size_t>(format_ipv4(buf_, addr) - buf_); break;
+    case AddrFamily::kIpv6: len_ = static_cast<size_t>(format_ipv6(buf_, addr) - buf_); break;
+    case AddrFamily::kUnknown: break;
+  }
+}
+
+char* write_endpoint(char* p, AddrFamily family, const IpText& ip, uint16_t port) {
+  if (family == AddrFamily::kUnknown) return p;
   const bool v6 = family == AddrFamily::kIpv6;
-  if (v6) out += '[';
-  append_ip(out, family, addr);
-  out += v6 ? "]:" : ":";
-  append_int(out, port);
+  if (v6) *p++ = '[';
+  p = write_chars(p, ip.view());
+  p = write_chars(p, v6 ? "]:" : ":");
+  return write_int(p, port);
 }
 
-bool is_valid_utf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
+bool is_valid_utf8(std::string_view s) {
+  // Short ASCII strings (comm, module: two per JSON line) are checked here:
+  // simdjson's implementation dispatch costs more than the check. Longer
+  // strings go straight to simdjson, which is far faster on them.
+  constexpr size_t kShort = 64;
+  if (s.size() <= kShort && find_byte(
+                                s, 0, [](Bytes16 v) { return v >= 0x80; },
+                                [](uint8_t c) { return c >= 0x80; }) == s.size()) {
+    return true;
+  }
+  return simdjson::validate_utf8(s.data(), s.size());
+}
 
 namespace {
 

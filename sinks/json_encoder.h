@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sinks/event_sink.h"
+#include "sinks/format_util.h"
 
 namespace clearcap {
 
@@ -17,6 +18,7 @@ class JsonEncoder : public Encoder {
 
  private:
   FormatOptions opts_;
+  TimeFormatter time_;
 };
 
 }  // namespace clearcap

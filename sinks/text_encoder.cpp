@@ -11,31 +11,43 @@ constexpr size_t kHexBytesPerLine = 16;
 
 bool is_ascii_control(uint8_t c) { return c < 0x20 || c == 0x7f; }
 
+// Index of the first byte at or after `i` that can make text unprintable
+// (a control, or 0xC2, the lead byte of the C1 controls), or s.size().
+size_t next_suspect(std::string_view s, size_t i) {
+  return find_byte(
+      s, i, [](Bytes16 v) { return (v < 0x20) | (v == 0x7f) | (v == 0xC2); },
+      [](uint8_t c) { return is_ascii_control(c) || c == 0xC2; });
+}
+
 // Printable means safe to write to a terminal as is: valid UTF-8 without
 // control characters (other than line breaks and tabs) that could move the
 // cursor or start an escape sequence. C1 controls (U+0080..U+009F, encoded as
 // C2 80..C2 9F) count too: some terminals treat U+009B as CSI.
 bool is_printable_text(std::span<const uint8_t> bytes, bool utf8) {
   if (!utf8) return false;
-  for (size_t i = 0; i < bytes.size(); ++i) {
+  const std::string_view s = as_chars(bytes);
+  for (size_t i = next_suspect(s, 0); i < s.size(); i = next_suspect(s, i + 1)) {
     const uint8_t c = bytes[i];
-    if (is_ascii_control(c) && c != '\n' && c != '\r' && c != '\t') return false;
-    if (c == 0xC2 && i + 1 < bytes.size() && bytes[i + 1] < 0xA0) return false;
+    if (c == 0xC2) {
+      if (i + 1 < bytes.size() && bytes[i + 1] < 0xA0) return false;
+    } else if (c != '\n' && c != '\r' && c != '\t') {
+      return false;
+    }
   }
   return true;
 }
 
 // comm is chosen by the traced process: never let it reach a terminal raw.
-void append_sanitized(std::string& out, std::string_view s) {
-  for (const char ch : s) out += is_ascii_control(static_cast<uint8_t>(ch)) ? '?' : ch;
+void append_sanitized(LineWriter& w, std::string_view s) {
+  for (const char ch : s) w.put(is_ascii_control(static_cast<uint8_t>(ch)) ? '?' : ch);
 }
 
 // `hexdump -C` layout:
 // 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|
-void append_hex_dump(std::string& out, std::span<const uint8_t> bytes) {
+void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes) {
   for (size_t off = 0; off < bytes.size(); off += kHexBytesPerLine) {
     const auto row = bytes.subspan(off, std::min(kHexBytesPerLine, bytes.size() - off));
-    char line[80];  // 8 + 2 + 16*3 + 1 + 2 + 16 + 2 = 79
+    char* const line = w.reserve(79);  // 8 + 2 + 16*3 + 1 + 2 + 16 + 2
     char* p = line;
     for (int shift = 28; shift >= 0; shift -= 4) *p++ = kHexDigits[(off >> shift) & 0xf];
     *p++ = ' ';
@@ -56,7 +68,7 @@ void append_hex_dump(std::string& out, std::span<const uint8_t> bytes) {
     for (const uint8_t c : row) *p++ = c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
     *p++ = '|';
     *p++ = '\n';
-    out.append(line, p);
+    w.commit(p);
   }
 }
 
@@ -65,56 +77,49 @@ void append_hex_dump(std::string& out, std::span<const uint8_t> bytes) {
 void TextEncoder::encode(const Event& ev, std::string& out) {
   const ShownPayload shown = shown_payload(ev, opts_);
   const AddrFamily family = addr_family(ev);
+  LineWriter w(out);
 
-  append_rfc3339(out, ev.wall_ns);
-  out += ' ';
-  append_sanitized(out, ev.comm);
-  out += " pid=";
-  append_int(out, ev.pid);
-  out += " tid=";
-  append_int(out, ev.tid);
-  out += " uid=";
-  append_int(out, ev.uid);
-  out += ' ';
-  out += source_name(ev.source);
-  out += ' ';
-  out += direction_name(ev.direction);
-  out += " fd=";
-  append_int(out, ev.fd);
+  time_.append(w, ev.wall_ns);
+  w.put(' ');
+  append_sanitized(w, ev.comm);
+  append_int(w, " pid=", ev.pid);
+  append_int(w, " tid=", ev.tid);
+  append_int(w, " uid=", ev.uid);
+  w.put(' ');
+  w.put(source_name(ev.source));
+  w.put(' ');
+  w.put(direction_name(ev.direction));
+  append_int(w, " fd=", ev.fd);
   if (family == AddrFamily::kUnknown) {
-    out += " (no address)";
+    w.put(" (no address)");
   } else {
-    out += ' ';
-    append_endpoint(out, family, ev.saddr, ev.sport);
-    out += " -> ";
-    append_endpoint(out, family, ev.daddr, ev.dport);
+    char* p = w.reserve(2 * kMaxEndpointChars + 5);
+    *p++ = ' ';
+    p = write_endpoint(p, family, IpText(family, ev.saddr), ev.sport);
+    p = write_chars(p, " -> ");
+    w.commit(write_endpoint(p, family, IpText(family, ev.daddr), ev.dport));
   }
-  out += " conn=";
-  append_int(out, ev.conn_id);
-  out += " seq=";
-  append_int(out, ev.seq);
-  out += " len=";
-  append_int(out, shown.bytes.size());
+  append_int(w, " conn=", ev.conn_id);
+  append_int(w, " seq=", ev.seq);
+  append_int(w, " len=", shown.bytes.size());
   if (ev.call_len > ev.payload.size()) {
-    out += " chunk=";
-    append_int(out, ev.call_off);
-    out += '/';
-    append_int(out, ev.call_len);
+    append_int(w, " chunk=", ev.call_off);
+    append_int(w, "/", ev.call_len);
   }
   if (shown.truncated) {
-    out += " (truncated from ";
-    append_int(out, ev.payload.size());
-    out += ')';
+    append_int(w, " (truncated from ", ev.payload.size());
+    w.put(')');
   }
-  out += '\n';
+  w.put('\n');
 
   if (!opts_.hex && is_printable_text(shown.bytes, shown.utf8)) {
-    out += as_chars(shown.bytes);
-    if (!shown.bytes.empty() && shown.bytes.back() != '\n') out += '\n';
+    w.put(as_chars(shown.bytes));
+    if (!shown.bytes.empty() && shown.bytes.back() != '\n') w.put('\n');
   } else {
-    append_hex_dump(out, shown.bytes);
+    append_hex_dump(w, shown.bytes);
   }
-  out += '\n';
+  w.put('\n');
+  w.finish();
 }
 
 }  // namespace clearcap

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "sinks/event_sink.h"
+#include "sinks/format_util.h"
 
 namespace clearcap {
 
@@ -16,6 +17,7 @@ class TextEncoder : public Encoder {
 
  private:
   FormatOptions opts_;
+  TimeFormatter time_;
 };
 
 }  // namespace clearcap
