@@ -76,6 +76,17 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
+/* Owner count of this CPU's scratch. Uprobe programs run with migration
+ * disabled but, on a preemptible kernel, not with preemption disabled: a
+ * second program on the same CPU must not overwrite a record half-built by
+ * the first. It drops its call instead (counted) - never a mixed record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} scratch_busy SEC(".maps");
+
 /* Per-CPU counter behind conn ids: id = cpu << 40 | n: unique without atomics, and below 2^53 so JSON readers keep it exact. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -359,9 +370,16 @@ int BPF_KRETPROBE(ssl_ret)
 		cc_stat_add(CC_STAT_NO_FD, 1);
 
 	__u32 zero = 0;
+	__u32 *busy = bpf_map_lookup_elem(&scratch_busy, &zero);
 	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
-	if (!s)
+	if (!s || !busy)
 		return 0;
+	if (__sync_fetch_and_add(busy, 1) != 0) {
+		__sync_fetch_and_add(busy, -1);
+		c->seq[dir & 1] += n; /* the loss shows as a gap */
+		cc_stat_add(CC_STAT_SCRATCH_BUSY, 1);
+		return 0;
+	}
 	struct cc_data_event *ev = &s->ev;
 	ev->hdr.type = CC_REC_DATA;
 	ev->hdr.hdr_len = sizeof(*ev);
@@ -412,5 +430,6 @@ int BPF_KRETPROBE(ssl_ret)
 
 	struct emit_ctx ec = {.buf = cs.buf, .total = total};
 	bpf_loop((total + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX, emit_chunk, &ec, 0);
+	__sync_fetch_and_add(busy, -1);
 	return 0;
 }

@@ -104,6 +104,7 @@ enum cc_stat {
 	CC_STAT_CONN_STATE_FULL,      /* connection state could not be stored */
 	CC_STAT_FILTERED,             /* calls skipped by pid/uid filters */
 	CC_STAT_NO_FD,                /* events emitted without a known fd */
+	CC_STAT_SCRATCH_BUSY,         /* calls dropped: this CPU's record scratch was in use (preempted program) */
 	CC_STAT__COUNT,
 };
 

@@ -73,7 +73,8 @@ Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<st
 uint64_t lost_records(const Totals& t) {
   const auto& b = t.bpf;
   return b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] + b[CC_STAT_NO_ENTRY_STATE] +
-         b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + t.oversize + t.decode_errors;
+         b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + b[CC_STAT_SCRATCH_BUSY] +
+         t.oversize + t.decode_errors;
 }
 
 uint64_t lost_bytes(const Totals& t) {
@@ -100,8 +101,8 @@ void print_summary(const Totals& t, double seconds) {
   log("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
   log("  calls without entry state: {}; call state table full: {}; connection table full: {}",
       b[CC_STAT_NO_ENTRY_STATE], b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
-  log("  no ring for CPU: {}; oversize records: {}; undecodable records: {}", b[CC_STAT_NO_RING], t.oversize,
-      t.decode_errors);
+  log("  no ring for CPU: {}; record scratch busy (preempted): {}; oversize records: {}; undecodable records: {}",
+      b[CC_STAT_NO_RING], b[CC_STAT_SCRATCH_BUSY], t.oversize, t.decode_errors);
   log("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
   for (const auto& o : t.outputs)
     log("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
