@@ -111,7 +111,9 @@ size_t Processor::release(bool force) {
 }
 
 void Processor::run() {
+  constexpr uint64_t kIdleFlushNs = 250'000'000;
   bool dirty = false;
+  uint64_t last_idle_flush_ns = 0;
   while (true) {
     // Read `finished` before draining: a reader sets it after its last
     // hand-over, so everything it produced is in the queue by then.
@@ -130,9 +132,14 @@ void Processor::run() {
       continue;
     }
     if (n == 0) {
-      if (dirty) {
+      // Also flush a few times a second while nothing arrives: sinks that
+      // hold data by age (the capture file closes a frame at most ~1 s after
+      // its first record) need a call to notice the age.
+      const uint64_t now = BootClock::now_boot_ns();
+      if (dirty || now - last_idle_flush_ns >= kIdleFlushNs) {
         sink_.flush();
         dirty = false;
+        last_idle_flush_ns = now;
       }
       // Sleep until a reader hands something over or the oldest held record
       // leaves the merge window.

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/clearcap/export_command.h"
 #include "tools/clearcap/tls_command.h"
 
 #ifndef CLEARCAP_VERSION
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
              "  clearcap tls --format json                 one JSON object per line\n"
              "  clearcap tls --pid 1234 --pid 5678         only these processes (probes attached only there)\n"
              "  clearcap tls --libssl /usr/bin/node        a program with OpenSSL linked in\n"
+             "  clearcap tls -w cap.ccap                   record to a compressed capture file (Ctrl-C to stop)\n"
+             "  clearcap export cap.ccap -o cap.pcapng     ... then open it in Wireshark (HTTP dissected, no keys)\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
   clearcap::TlsCommandOptions o;
@@ -59,6 +62,26 @@ int main(int argc, char** argv) {
   tls->add_option("-m,--model", mode, "Capture mode: text (plaintext events)")
       ->check(CLI::IsMember({"text", "keylog", "key", "pcap", "pcapng"}))
       ->capture_default_str();
+  tls->add_option("-w,--capture-file", o.capture_file,
+                  "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) instead "
+                  "of printing them; convert later with clearcap export");
+  tls->add_option("--zstd-level", o.zstd_level,
+                  "zstd level for -w (1 = fastest; higher = smaller files, more CPU on the writer thread)")
+      ->check(CLI::Range(-7, 19))
+      ->capture_default_str();
+
+  clearcap::ExportOptions eo;
+  auto* exp = app.add_subcommand(
+      "export",
+      "Convert clearcap capture files (-w) offline to pcapng (synthesized TCP, for Wireshark), jsonl, txt or har. "
+      "Several files are merged by time. Damaged files are exported up to the damage, which is reported with its "
+      "offset (exit code 1).");
+  exp->add_option("files", eo.inputs, "Capture files written by clearcap tls -w")->required()->check(CLI::ExistingFile);
+  exp->add_option("-o,--output", eo.output, "Output file; the format comes from its extension (.pcapng .jsonl .txt .har)")
+      ->required();
+  exp->add_option("--format", eo.format, "Output format, overriding the extension")
+      ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
+  exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
 
   try {
     app.parse(argc, argv);
@@ -71,7 +94,7 @@ int main(int argc, char** argv) {
           given = argv[i];
           break;
         }
-      std::fprintf(stderr, "clearcap: %s; modules: tls (aliases openssl, boringssl). Run clearcap --help.\n",
+      std::fprintf(stderr, "clearcap: %s; modules: tls (aliases openssl, boringssl), export. Run clearcap --help.\n",
                    given.empty() ? "no module given" : ("unknown module '" + given + "'").c_str());
       return 2;
     }
@@ -79,6 +102,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (exp->parsed()) return clearcap::run_export_command(eo);
   if (mode != "text") {
     std::fprintf(stderr, "clearcap: -m %s is not available in this build; only -m text is\n", mode.c_str());
     return 2;

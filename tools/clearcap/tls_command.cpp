@@ -19,7 +19,12 @@
 #include "core/processor.h"
 #include "core/ring_reader.h"
 #include "core/tls_capture.h"
+#include "sinks/capture_writer.h"
 #include "tools/clearcap/outputs.h"
+
+#ifndef CLEARCAP_VERSION
+#define CLEARCAP_VERSION "dev"
+#endif
 
 namespace clearcap {
 
@@ -159,12 +164,30 @@ int run_tls_command(const TlsCommandOptions& o) {
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
   }
 
-  auto output = make_event_output(OutputOptions{o.format, o.hex, o.tsize});
-  if (!output) {
-    log("{}", output.error().message);
-    return 1;
+  // -w: events go to the capture file only (like tcpdump -w); its own
+  // losses are in the summary like any output's.
+  std::unique_ptr<EventSink> output;
+  CaptureFileSink* capture_file = nullptr;
+  if (!o.capture_file.empty()) {
+    CaptureFileSink::Options wopts;
+    wopts.level = o.zstd_level;
+    wopts.clearcap_version = CLEARCAP_VERSION;
+    auto w = CaptureFileSink::open(o.capture_file, wopts);
+    if (!w) {
+      log("{}", w.error().message);
+      return 1;
+    }
+    capture_file = w->get();
+    output = std::move(*w);
+  } else {
+    auto made = make_event_output(OutputOptions{o.format, o.hex, o.tsize});
+    if (!made) {
+      log("{}", made.error().message);
+      return 1;
+    }
+    output = std::move(*made);
   }
-  EventSink& sink = **output;
+  EventSink& sink = *output;
 
   moodycamel::spsc_sema::LightweightSemaphore wake;
   const auto& rings = cap.skeleton().ring_fds();
@@ -236,6 +259,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   for (auto& r : readers) r->join();
   processor.join();
   sink.flush();
+  if (capture_file) capture_file->finish();  // last frame compressed and written, file closed
   if (!processor.error().empty()) {
     log("processor failed: {}", processor.error());
     exit_code = 1;

@@ -21,6 +21,8 @@ struct TlsCommandOptions {
   int poll_ms = 20;
   int stats_interval = 0;         // seconds between status lines on stderr, 0 = off
   bool debug = false;
+  std::string capture_file;  // -w: write a clearcap capture file instead of text/JSON
+  int zstd_level = 1;        // --zstd-level for -w
 };
 
 // Returns the process exit code.

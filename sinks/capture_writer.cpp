@@ -1,0 +1,232 @@
+#include "sinks/capture_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <zstd.h>
+
+#include "core/boot_clock.h"
+
+namespace clearcap {
+
+// ---- PlainCaptureOutput ------------------------------------------------------
+
+Result<std::unique_ptr<PlainCaptureOutput>> PlainCaptureOutput::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return make_error(fmt::format("-w {}: cannot create the capture file: {}; check the directory exists and is writable",
+                                  path, std::strerror(errno)),
+                      errno);
+  return std::unique_ptr<PlainCaptureOutput>(new PlainCaptureOutput(fd, path));
+}
+
+PlainCaptureOutput::~PlainCaptureOutput() { (void)close(); }
+
+Result<void> PlainCaptureOutput::write(std::span<const uint8_t> bytes) {
+  if (fd_ < 0) return make_error(path_ + ": closed", EBADF);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    int err = n < 0 ? errno : EIO;
+    // A partial frame at the end is what a crash leaves too: readers stop
+    // there. Cut it off so that later frames stay readable.
+    if (done > 0 && ftruncate(fd_, static_cast<off_t>(written_)) == 0) lseek(fd_, static_cast<off_t>(written_), SEEK_SET);
+    return make_error(fmt::format("{}: write failed: {}", path_, std::strerror(err)), err);
+  }
+  written_ += bytes.size();
+  return {};
+}
+
+Result<void> PlainCaptureOutput::close() {
+  if (fd_ < 0) return {};
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) return make_error(fmt::format("{}: close failed: {}", path_, std::strerror(errno)), errno);
+  return {};
+}
+
+// ---- CaptureFileSink -----------------------------------------------------------
+
+namespace {
+constexpr size_t kMaxRecord = capfile::kRecordPrefix + sizeof(cc_data_event) + CC_CHUNK_MAX;
+}
+
+Result<std::unique_ptr<CaptureFileSink>> CaptureFileSink::open(const std::string& path, Options opts) {
+  auto out = PlainCaptureOutput::open(path);
+  if (!out) return tl::unexpected(out.error());
+  if (opts.level < ZSTD_minCLevel() || opts.level > ZSTD_maxCLevel())
+    return make_error(fmt::format("--zstd-level {}: must be between {} and {}", opts.level, ZSTD_minCLevel(),
+                                  ZSTD_maxCLevel()),
+                      EINVAL);
+  return std::make_unique<CaptureFileSink>(std::move(*out), std::move(opts));
+}
+
+CaptureFileSink::CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opts)
+    : out_(std::move(out)), opts_(std::move(opts)), full_(opts_.buffers + 1), free_(opts_.buffers) {
+  name_ = out_->name();
+  header_ = capfile::local_header(
+      static_cast<int64_t>(BootClock::now_wall_ns() - BootClock::now_boot_ns()), opts_.clearcap_version);
+  for (size_t i = 0; i < opts_.buffers; ++i) {
+    auto b = std::make_unique<Buffer>();
+    // A record is appended whenever the batch is below batch_bytes, so one
+    // maximal record of headroom is enough.
+    b->data.resize(opts_.batch_bytes + kMaxRecord);
+    free_.try_enqueue(b.get());
+    storage_.push_back(std::move(b));
+  }
+  frame_.reserve(ZSTD_compressBound(opts_.batch_bytes + kMaxRecord) + 64);
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, opts_.level);
+  // A checksum per frame: a reader tells a corrupt frame from a good one
+  // instead of exporting garbage.
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  cctx_ = cctx;
+  writer_ = std::thread([this] { writer_main(); });
+}
+
+CaptureFileSink::~CaptureFileSink() {
+  finish();
+  ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
+
+void CaptureFileSink::write(const Event& ev) {
+  const int64_t offset = static_cast<int64_t>(ev.wall_ns - ev.boot_ns);
+  if (cur_ && (cur_->info.boot_to_wall_ns != offset ||
+               (ev.boot_ns > cur_->info.first_boot_ns && ev.boot_ns - cur_->info.first_boot_ns >= opts_.max_age_ns)))
+    hand_off();
+  if (!cur_) {
+    if (!free_.try_dequeue(cur_)) {
+      dropped_events_.fetch_add(1, std::memory_order_relaxed);
+      dropped_bytes_.fetch_add(sizeof(cc_data_event) + ev.payload.size(), std::memory_order_relaxed);
+      return;
+    }
+    cur_->used = 0;
+    cur_->info = capfile::BatchInfo{};
+    cur_->info.boot_to_wall_ns = offset;
+    cur_->info.first_boot_ns = ev.boot_ns;
+  }
+
+  cc_data_event rec{};
+  rec.hdr.type = CC_REC_DATA;
+  rec.hdr.hdr_len = sizeof(cc_data_event);
+  rec.hdr.data_len = static_cast<uint32_t>(ev.payload.size());
+  rec.pid = ev.pid;
+  rec.tid = ev.tid;
+  rec.uid = ev.uid;
+  rec.fd = ev.fd;
+  rec.ts_ns = ev.boot_ns;
+  rec.cgroup_id = ev.cgroup_id;
+  rec.conn_id = ev.conn_id;
+  rec.seq = ev.seq;
+  rec.call_len = ev.call_len;
+  rec.call_off = ev.call_off;
+  rec.sport = ev.sport;
+  rec.dport = ev.dport;
+  rec.family = ev.family;
+  rec.direction = static_cast<uint8_t>(ev.direction);
+  rec.source = ev.source;
+  rec.flags = ev.flags;
+  if (ev.saddr) std::memcpy(rec.saddr, ev.saddr, CC_ADDR_LEN);
+  if (ev.daddr) std::memcpy(rec.daddr, ev.daddr, CC_ADDR_LEN);
+  std::memcpy(rec.comm, ev.comm.data(), std::min(ev.comm.size(), sizeof(rec.comm)));
+
+  const uint32_t len = static_cast<uint32_t>(sizeof(rec) + ev.payload.size());
+  uint8_t* p = cur_->data.data() + cur_->used;
+  std::memcpy(p, &len, sizeof(len));
+  std::memcpy(p + sizeof(len), &rec, sizeof(rec));
+  if (!ev.payload.empty()) std::memcpy(p + sizeof(len) + sizeof(rec), ev.payload.data(), ev.payload.size());
+  cur_->used += sizeof(len) + len;
+  cur_->info.records++;
+  cur_->info.last_boot_ns = ev.boot_ns;
+  if (cur_->used >= opts_.batch_bytes) hand_off();
+}
+
+void CaptureFileSink::flush() {
+  // Called when the processor is idle: a quiet capture still gets its
+  // records on disk within about max_age_ns.
+  if (cur_ && BootClock::now_boot_ns() - cur_->info.first_boot_ns >= opts_.max_age_ns) hand_off();
+}
+
+void CaptureFileSink::hand_off() {
+  // Capacity is buffers + 1 and only `buffers` buffers exist (plus one stop
+  // marker): try_enqueue cannot fail or allocate.
+  full_.try_enqueue(cur_);
+  cur_ = nullptr;
+}
+
+void CaptureFileSink::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (cur_ && cur_->info.records > 0) hand_off();
+  full_.try_enqueue(nullptr);
+  if (writer_.joinable()) writer_.join();
+  if (auto r = out_->close(); !r) {
+    last_errno_.store(r.error().err, std::memory_order_relaxed);
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void CaptureFileSink::writer_main() {
+  while (true) {
+    Buffer* b = nullptr;
+    full_.wait_dequeue(b);
+    if (!b) break;
+    write_batch(*b);
+    free_.try_enqueue(b);
+  }
+}
+
+void CaptureFileSink::fail(int err, uint64_t events, uint64_t bytes) {
+  last_errno_.store(err ? err : EIO, std::memory_order_relaxed);
+  write_errors_.fetch_add(1, std::memory_order_relaxed);
+  dropped_events_.fetch_add(events, std::memory_order_relaxed);
+  dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void CaptureFileSink::write_batch(Buffer& b) {
+  frame_.clear();
+  if (out_->at_file_start()) {
+    capfile::Header h = header_;
+    h.boot_to_wall_ns = b.info.boot_to_wall_ns;
+    capfile::append_header_frame(h, frame_);
+  }
+  b.info.uncompressed_bytes = b.used;
+  const size_t info_at = frame_.size();
+  capfile::append_batch_frame(b.info, frame_);
+  const size_t data_at = frame_.size();
+  const size_t bound = ZSTD_compressBound(b.used);
+  frame_.resize(data_at + bound);  // within the reserved capacity: no allocation
+  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame_.data() + data_at, bound, b.data.data(), b.used);
+  if (ZSTD_isError(n)) {
+    fail(EIO, b.info.records, b.used);
+    return;
+  }
+  frame_.resize(data_at + n);
+  b.info.compressed_bytes = static_cast<uint32_t>(n);
+  // Rewrite the descriptor now that the compressed size is known (same size).
+  std::vector<uint8_t> info;
+  info.reserve(8 + capfile::kBatchInfoSize);
+  capfile::append_batch_frame(b.info, info);
+  std::memcpy(frame_.data() + info_at, info.data(), info.size());
+  if (auto r = out_->write(frame_); !r) {
+    fail(r.error().err, b.info.records, b.used);
+    return;
+  }
+  frames_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CaptureFileSink::collect_stats(std::vector<SinkStats>& out) const {
+  out.push_back({name_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
+                 dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed)});
+}
+
+}  // namespace clearcap
