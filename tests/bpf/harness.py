@@ -913,3 +913,10 @@ def finish(proc: subprocess.Popen, timeout: float = CLIENT_TIMEOUT, what: str = 
         raise AssertionError(f"{what} (pid {proc.pid}) exited {proc.returncode}: "
                              f"{(err or b'').decode(errors='replace')[-3000:]}")
     return out, err
+
+
+def clearcap_run(*args, timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run a clearcap subcommand that ends by itself (export); deadline, output captured."""
+    argv = [clearcap_bin(), *map(str, args)]
+    log("running: " + " ".join(argv))
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
