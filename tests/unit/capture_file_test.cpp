@@ -186,7 +186,9 @@ TEST(CaptureFile, CutAtAnyOffsetReadsUpToLastCompleteFrame) {
     }
     EXPECT_EQ(n, expect) << "cut at " << cut;
     EXPECT_EQ((*r)->problems().empty(), on_boundary) << "cut at " << cut;
-    if (!on_boundary) EXPECT_NE((*r)->problems()[0].find("cut short"), std::string::npos) << (*r)->problems()[0];
+    if (!on_boundary) {
+      EXPECT_NE((*r)->problems()[0].find("cut short"), std::string::npos) << (*r)->problems()[0];
+    }
   }
   std::remove(cut_path.c_str());
   std::remove(w.path.c_str());
