@@ -257,6 +257,98 @@ int BPF_KPROBE(ssl_set_fd_entry)
 SEC("uprobe")
 int BPF_KPROBE(ssl_handshake_entry) { return on_entry(ctx, CC_SRC_HANDSHAKE, false); }
 
+/* Where each secret lives, per hooked library file (index = the uprobe's
+ * bpf cookie, set by userspace to the target's number). An entry whose
+ * client random length is 0 means "no keys for this library". */
+#define CC_MAX_KEY_LAYOUTS 256
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CC_MAX_KEY_LAYOUTS);
+	__type(key, __u32);
+	__type(value, struct cc_key_layout);
+} key_layouts SEC(".maps");
+
+/* Follows one item's pointer chain from the SSL object and copies its bytes.
+ * Every step is a bpf_probe_read_user: a wrong or freed pointer is a counted
+ * failure, never a crash. */
+static __always_inline int read_key_item(__u64 ssl, const struct cc_key_path *p, __u8 *dst)
+{
+	__u64 addr = ssl;
+	__u32 depth = p->depth;
+	/* Written out rather than a loop: one step per possible depth. */
+	if (depth > 0 && (bpf_probe_read_user(&addr, sizeof(addr), (void *)(addr + p->off[0])) || !addr))
+		return -1;
+	if (depth > 1 && (bpf_probe_read_user(&addr, sizeof(addr), (void *)(addr + p->off[1])) || !addr))
+		return -1;
+	if (depth > 2 && (bpf_probe_read_user(&addr, sizeof(addr), (void *)(addr + p->off[2])) || !addr))
+		return -1;
+	__u32 len = p->len;
+	/* Bound on the register handed to the helper (verifier), as in emit_chunk. */
+	asm volatile("%[len] &= 0x7f" : [len] "+r"(len));
+	if (len == 0 || len > CC_KEY_SECRET_MAX)
+		return -1;
+	return bpf_probe_read_user(dst, len, (void *)(addr + p->off[depth & CC_KEY_MAX_DEPTH])) ? -1 : 0;
+}
+
+/* Emits the secrets of a completed handshake. Runs once per handshake, so
+ * its cost (a few small user reads) is not on the per-byte path. */
+static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, struct conn_state *c)
+{
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct cc_key_layout *layout = bpf_map_lookup_elem(&key_layouts, &idx);
+	if (!layout || layout->items[CC_KEY_CLIENT_RANDOM].len == 0)
+		return;
+	void *ring = cc_current_ring();
+	if (!ring) {
+		cc_stat_add(CC_STAT_NO_RING, 1);
+		return;
+	}
+	struct cc_keys_event *ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
+	if (!ev) {
+		cc_stat_add(CC_STAT_KEYS_RINGBUF_FULL, 1);
+		return;
+	}
+	/* Reserved memory is not zeroed: the whole record is written below. */
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->hdr.type = CC_REC_KEYS;
+	ev->hdr.hdr_len = sizeof(*ev);
+	ev->pid = id >> 32;
+	ev->tid = (__u32)id;
+	ev->ts_ns = bpf_ktime_get_boot_ns();
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	if (c) {
+		ev->conn_id = c->conn_id;
+		if (c->has_tuple) {
+			ev->family = c->family;
+			ev->sport = c->sport;
+			ev->dport = c->dport;
+			__builtin_memcpy(ev->laddr, c->laddr, CC_ADDR_LEN);
+			__builtin_memcpy(ev->raddr, c->raddr, CC_ADDR_LEN);
+		}
+	}
+	__u32 present = 0, failed = 0;
+#pragma unroll
+	for (int i = 0; i < CC_KEY__COUNT; i++) {
+		const struct cc_key_path *p = &layout->items[i];
+		if (p->len == 0)
+			continue;
+		if (read_key_item(ssl, p, ev->items[i]) == 0) {
+			present |= 1u << i;
+		} else {
+			failed |= 1u << i;
+			cc_stat_add(CC_STAT_KEYS_READ_FAULT, 1);
+		}
+	}
+	ev->present = present;
+	ev->failed = failed;
+	bpf_ringbuf_submit(ev, cc_wake_flags(ring));
+	cc_stat_add(CC_STAT_KEYS, 1);
+}
+
+/* SSL_do_handshake's return: SSL_connect and SSL_accept end in it (OpenSSL
+ * and BoringSSL), nginx calls it directly. A return of 1 means the handshake
+ * is complete: every secret of TLS 1.2 and 1.3 has been derived, and none has
+ * been wiped yet. */
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_handshake_ret)
 {
@@ -267,8 +359,16 @@ int BPF_KRETPROBE(ssl_handshake_ret)
 	__u64 ssl = csp->ssl;
 	__s32 fd = csp->fd;
 	bpf_map_delete_elem(&active_calls, &id);
+	struct conn_state *c = NULL;
 	if (fd >= 0)
-		conn_for(id >> 32, ssl, fd);
+		c = conn_for(id >> 32, ssl, fd);
+	if ((int)PT_REGS_RC(ctx) == 1) {
+		if (!c) {
+			struct conn_key key = {.tgid = id >> 32, .ssl = ssl};
+			c = bpf_map_lookup_elem(&conns, &key);
+		}
+		emit_keys(ctx, id, ssl, c);
+	}
 	return 0;
 }
 

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define CC_ABI_VERSION 1
+#define CC_ABI_VERSION 2
 
 /* Payload bytes carried by one record at most. A larger SSL_read/SSL_write is
  * split into several records (chunks), each with its byte offset. */
@@ -29,6 +29,7 @@
 /* cc_record_hdr.type */
 enum cc_record_type {
 	CC_REC_DATA = 1, /* struct cc_data_event + payload */
+	CC_REC_KEYS = 2, /* struct cc_keys_event, no payload */
 };
 
 /* cc_data_event.direction */
@@ -88,6 +89,64 @@ struct cc_data_event {
 	char comm[CC_COMM_LEN];
 };
 
+/*
+ * TLS secrets, read from the library's SSL object when a handshake completes.
+ *
+ * Where each item lives is learned at start-up (core/key_layout.cpp) by
+ * running handshakes inside the very library file and searching its objects
+ * for secrets the library itself reported: no per-version offset table.
+ */
+enum cc_key_item {
+	CC_KEY_CLIENT_RANDOM = 0,  /* 32 bytes */
+	CC_KEY_MASTER,             /* TLS 1.2 master secret, 48 bytes */
+	CC_KEY_CLIENT_HS_TRAFFIC,  /* TLS 1.3 secrets, hash length (32 or 48) ... */
+	CC_KEY_SERVER_HS_TRAFFIC,  /* ... the two handshake ones only where the library keeps them */
+	CC_KEY_CLIENT_APP_TRAFFIC,
+	CC_KEY_SERVER_APP_TRAFFIC,
+	CC_KEY_EXPORTER,
+	CC_KEY_HANDSHAKE_SECRET,   /* TLS 1.3 handshake secret: the handshake traffic secrets */
+	CC_KEY_HANDSHAKE_HASH,     /* are derived from it and this transcript hash when not kept */
+	CC_KEY_VERSION,            /* negotiated protocol version (int, 4 bytes: 0x0303, 0x0304) */
+	CC_KEY__COUNT,
+};
+
+#define CC_KEY_SECRET_MAX 64 /* EVP_MAX_MD_SIZE: bytes read per item at most */
+#define CC_KEY_MAX_DEPTH 3   /* pointers followed from the SSL object at most */
+
+/* Where one item lives: follow `depth` pointers (each at off[i] of the object
+ * reached so far), then read len bytes at off[depth]. len 0 = not known. */
+struct cc_key_path {
+	__u8 depth;     /* pointers to follow, <= CC_KEY_MAX_DEPTH */
+	__u8 len;       /* bytes to read, <= CC_KEY_SECRET_MAX; 0 = item absent */
+	__u16 _pad;
+	__u32 off[CC_KEY_MAX_DEPTH + 1]; /* byte offsets, see above */
+};
+
+/* One library's layout (ARRAY "key_layouts", index = the uprobe's bpf cookie). */
+struct cc_key_layout {
+	struct cc_key_path items[CC_KEY__COUNT]; /* index = enum cc_key_item */
+};
+
+/* A completed handshake's secrets, as found in the library object. */
+struct cc_keys_event {
+	struct cc_record_hdr hdr;       /* data_len = 0 */
+	__u32 pid;                      /* tgid */
+	__u32 tid;
+	__u64 conn_id;                  /* as in cc_data_event, 0 when unknown */
+	__u64 ts_ns;                    /* bpf_ktime_get_boot_ns() at the handshake's return; same
+	                                 * offset as in cc_data_event: the processor merges by it */
+	__u32 present;                  /* bit per enum cc_key_item: read successfully */
+	__u32 failed;                   /* bit per enum cc_key_item: in the layout but unreadable */
+	__u16 family;                   /* AF_INET / AF_INET6, 0 when unknown */
+	__u16 sport;                    /* local port, host byte order */
+	__u16 dport;                    /* peer port, host byte order */
+	__u16 _pad0;
+	__u8 laddr[CC_ADDR_LEN];        /* local address, network order */
+	__u8 raddr[CC_ADDR_LEN];        /* peer address */
+	char comm[CC_COMM_LEN];
+	__u8 items[CC_KEY__COUNT][CC_KEY_SECRET_MAX]; /* index = enum cc_key_item; unused bytes zero */
+};
+
 /* Per-CPU loss and activity counters (PERCPU_ARRAY "stats", index = enum). */
 enum cc_stat {
 	CC_STAT_EVENTS = 0,           /* records written to a ring */
@@ -105,6 +164,9 @@ enum cc_stat {
 	CC_STAT_FILTERED,             /* calls skipped by pid/uid filters */
 	CC_STAT_NO_FD,                /* events emitted without a known fd */
 	CC_STAT_SCRATCH_BUSY,         /* calls dropped: this CPU's record scratch was in use (preempted program) */
+	CC_STAT_KEYS,                 /* key records written to a ring */
+	CC_STAT_KEYS_READ_FAULT,      /* key items that could not be read from the library object */
+	CC_STAT_KEYS_RINGBUF_FULL,    /* key records dropped: ring had no room */
 	CC_STAT__COUNT,
 };
 
@@ -127,6 +189,12 @@ static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset")
 static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
 static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
 static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+static_assert(sizeof(struct cc_key_path) == 20, "cc_key_path layout");
+static_assert(sizeof(struct cc_key_layout) == 200, "cc_key_layout layout");
+static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_keys_event ts_ns offset");
+static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_event laddr offset");
+static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
+static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
 #else
 _Static_assert(sizeof(struct cc_record_hdr) == 8, "cc_record_hdr layout");
 _Static_assert(sizeof(struct cc_data_event) == 128, "cc_data_event layout");
@@ -135,6 +203,12 @@ _Static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset"
 _Static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
 _Static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
 _Static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+_Static_assert(sizeof(struct cc_key_path) == 20, "cc_key_path layout");
+_Static_assert(sizeof(struct cc_key_layout) == 200, "cc_key_layout layout");
+_Static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_keys_event ts_ns offset");
+_Static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_event laddr offset");
+_Static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
+_Static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
 #endif
 
 #endif /* CLEARCAP_ABI_H */

@@ -1,0 +1,544 @@
+#include "core/key_layout.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "core/key_probe_cert.inc"
+
+namespace clearcap {
+
+bool tls13_expand_label(std::span<const uint8_t> secret, std::string_view label, std::span<const uint8_t> context,
+                        std::span<uint8_t> out) {
+  const EVP_MD* md = secret.size() == 32 ? EVP_sha256() : secret.size() == 48 ? EVP_sha384() : nullptr;
+  if (!md || out.size() > secret.size() || context.size() > 255 || label.size() > 249) return false;
+  // HkdfLabel = uint16 length, opaque label<7..255> = "tls13 " + label,
+  // opaque context<0..255>; one HMAC block is enough for L <= hash length.
+  uint8_t info[2 + 1 + 255 + 1 + 255 + 1];
+  size_t n = 0;
+  info[n++] = static_cast<uint8_t>(out.size() >> 8);
+  info[n++] = static_cast<uint8_t>(out.size());
+  info[n++] = static_cast<uint8_t>(6 + label.size());
+  std::memcpy(info + n, "tls13 ", 6);
+  n += 6;
+  std::memcpy(info + n, label.data(), label.size());
+  n += label.size();
+  info[n++] = static_cast<uint8_t>(context.size());
+  if (!context.empty()) std::memcpy(info + n, context.data(), context.size());
+  n += context.size();
+  info[n++] = 1;  // HKDF-Expand counter T(1)
+  uint8_t mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (!HMAC(md, secret.data(), static_cast<int>(secret.size()), info, n, mac, &mac_len)) return false;
+  std::memcpy(out.data(), mac, out.size());
+  return true;
+}
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr int kTls12 = 0x0303;
+constexpr int kTls13 = 0x0304;
+// Bytes searched in the SSL object and in each object reached through a
+// pointer. The SSL object of OpenSSL 3.x is about 6 KiB; reading past an
+// allocation is harmless here (process_vm_readv stops at unmapped pages), and
+// matches there are weeded out by the cross-checks.
+constexpr size_t kRootBytes = 12 * 1024;
+constexpr size_t kChildBytes = 2 * 1024;
+constexpr int kSearchDepth = 2;        // pointers followed while searching (<= CC_KEY_MAX_DEPTH)
+constexpr size_t kMaxObjects = 20000;  // per search, to bound start-up time
+
+// The library functions the probe calls, found with dlsym. Integer lengths
+// are passed as long: OpenSSL takes int, BoringSSL size_t; on x86-64 both
+// read the same register.
+struct Api {
+  const void* (*TLS_method)();
+  void* (*SSL_CTX_new)(const void*);
+  void (*SSL_CTX_free)(void*);
+  void (*SSL_CTX_set_keylog_callback)(void*, void (*)(const void*, const char*));
+  int (*SSL_CTX_use_certificate_ASN1)(void*, long, const unsigned char*);
+  int (*SSL_CTX_use_PrivateKey_ASN1)(int, void*, const unsigned char*, long);
+  long (*SSL_CTX_ctrl)(void*, int, long, void*);              // OpenSSL: min/max version are macros on it
+  int (*SSL_CTX_set_min_proto_version)(void*, uint16_t);      // BoringSSL: real functions
+  int (*SSL_CTX_set_max_proto_version)(void*, uint16_t);
+  int (*SSL_CTX_set_ciphersuites)(void*, const char*);        // optional (OpenSSL 1.1.1+)
+  void* (*SSL_new)(void*);
+  void (*SSL_free)(void*);
+  int (*SSL_set_fd)(void*, int);
+  void (*SSL_set_connect_state)(void*);
+  void (*SSL_set_accept_state)(void*);
+  int (*SSL_do_handshake)(void*);
+  int (*SSL_get_error)(const void*, int);
+};
+
+constexpr int kEvpPkeyEc = 408;               // NID_X9_62_id_ecPublicKey, same in every build
+constexpr int kCtrlSetMinProtoVersion = 123;  // SSL_CTRL_SET_MIN_PROTO_VERSION
+constexpr int kCtrlSetMaxProtoVersion = 124;
+constexpr int kErrorWantRead = 2, kErrorWantWrite = 3;
+
+std::vector<std::string>* g_keylog_lines = nullptr;  // child process only
+
+void keylog_cb(const void*, const char* line) {
+  if (g_keylog_lines) g_keylog_lines->emplace_back(line);
+}
+
+// One completed handshake between two objects of the library under test.
+struct Handshake {
+  int version = 0;
+  void* client = nullptr;
+  void* server = nullptr;
+  Bytes client_random;
+  std::map<std::string, Bytes> secrets;  // NSS label -> secret
+};
+
+Result<Bytes> unhex(std::string_view s) {
+  Bytes out;
+  if (s.size() % 2) return make_error("odd hex length", EINVAL);
+  for (size_t i = 0; i < s.size(); i += 2) {
+    auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+    int hi = v(s[i]), lo = v(s[i + 1]);
+    if (hi < 0 || lo < 0) return make_error("bad hex digit", EINVAL);
+    out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
+Result<Handshake> run_handshake(const Api& api, int version, const char* suites) {
+  Handshake hs;
+  hs.version = version;
+  void* cctx = api.SSL_CTX_new(api.TLS_method());
+  void* sctx = api.SSL_CTX_new(api.TLS_method());
+  if (!cctx || !sctx) return make_error("SSL_CTX_new failed", EIO);
+  for (void* ctx : {cctx, sctx}) {
+    api.SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+    if (api.SSL_CTX_set_max_proto_version) {
+      api.SSL_CTX_set_min_proto_version(ctx, static_cast<uint16_t>(version));
+      api.SSL_CTX_set_max_proto_version(ctx, static_cast<uint16_t>(version));
+    } else {
+      api.SSL_CTX_ctrl(ctx, kCtrlSetMinProtoVersion, version, nullptr);
+      api.SSL_CTX_ctrl(ctx, kCtrlSetMaxProtoVersion, version, nullptr);
+    }
+    if (suites && api.SSL_CTX_set_ciphersuites) api.SSL_CTX_set_ciphersuites(ctx, suites);
+  }
+  if (api.SSL_CTX_use_certificate_ASN1(sctx, kProbeCertDer_len, kProbeCertDer) != 1 ||
+      api.SSL_CTX_use_PrivateKey_ASN1(kEvpPkeyEc, sctx, kProbeKeyDer, kProbeKeyDer_len) != 1)
+    return make_error("the library refused the probe's certificate or key", EIO);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return make_error("socketpair failed", errno);
+  hs.client = api.SSL_new(cctx);
+  hs.server = api.SSL_new(sctx);
+  api.SSL_set_fd(hs.client, sv[0]);
+  api.SSL_set_fd(hs.server, sv[1]);
+  api.SSL_set_connect_state(hs.client);
+  api.SSL_set_accept_state(hs.server);
+  std::vector<std::string> lines;
+  g_keylog_lines = &lines;
+  bool cdone = false, sdone = false;
+  for (int i = 0; i < 1000 && !(cdone && sdone); ++i) {
+    for (auto [ssl, done] : {std::pair{hs.client, &cdone}, std::pair{hs.server, &sdone}}) {
+      if (*done) continue;
+      int rc = api.SSL_do_handshake(ssl);
+      if (rc == 1) {
+        *done = true;
+        continue;
+      }
+      int e = api.SSL_get_error(ssl, rc);
+      if (e != kErrorWantRead && e != kErrorWantWrite)
+        return make_error(fmt::format("TLS {} handshake failed (SSL_get_error {})", version == kTls13 ? "1.3" : "1.2", e), EIO);
+    }
+  }
+  g_keylog_lines = nullptr;
+  if (!(cdone && sdone)) return make_error("the probe handshake did not complete", EIO);
+  // The objects and contexts stay alive: the search reads them. The child exits soon.
+  for (const std::string& l : lines) {
+    auto sp1 = l.find(' '), sp2 = l.rfind(' ');
+    if (sp1 == std::string::npos || sp1 == sp2) continue;
+    auto cr = unhex(std::string_view(l).substr(sp1 + 1, sp2 - sp1 - 1));
+    auto sec = unhex(std::string_view(l).substr(sp2 + 1));
+    if (!cr || !sec || cr->size() != 32) continue;
+    hs.client_random = *cr;
+    hs.secrets[l.substr(0, sp1)] = *sec;
+  }
+  if (hs.client_random.empty()) return make_error("the key log callback reported nothing", EIO);
+  return hs;
+}
+
+// Reads this process's memory without faulting: stops at the first page that
+// is not mapped readable. Returns the bytes read.
+size_t read_self(uint64_t addr, uint8_t* out, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    uint64_t a = addr + done;
+    size_t chunk = std::min<size_t>(len - done, 4096 - (a & 4095));
+    iovec local{out + done, chunk};
+    iovec remote{reinterpret_cast<void*>(a), chunk};
+    ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < chunk) break;
+  }
+  return done;
+}
+
+std::optional<Bytes> read_path(uint64_t ssl, const cc_key_path& p) {
+  uint64_t addr = ssl;
+  for (int i = 0; i < p.depth; ++i) {
+    uint64_t next = 0;
+    if (read_self(addr + p.off[i], reinterpret_cast<uint8_t*>(&next), 8) != 8 || !next) return std::nullopt;
+    addr = next;
+  }
+  Bytes b(p.len);
+  if (read_self(addr + p.off[p.depth], b.data(), b.size()) != b.size()) return std::nullopt;
+  return b;
+}
+
+struct Obj {
+  uint64_t addr;
+  std::vector<uint32_t> chain;  // pointer field offsets from the root
+  Bytes mem;
+};
+
+// The SSL object and everything reachable from it within kSearchDepth pointers.
+std::vector<Obj> reachable(uint64_t root) {
+  std::vector<Obj> objs;
+  std::set<uint64_t> seen{root};
+  Obj r{root, {}, Bytes(kRootBytes)};
+  r.mem.resize(read_self(root, r.mem.data(), r.mem.size()));
+  objs.push_back(std::move(r));
+  size_t level_begin = 0;
+  for (int depth = 1; depth <= kSearchDepth; ++depth) {
+    size_t level_end = objs.size();
+    for (size_t i = level_begin; i < level_end && objs.size() < kMaxObjects; ++i) {
+      for (size_t off = 0; off + 8 <= objs[i].mem.size() && objs.size() < kMaxObjects; off += 8) {
+        uint64_t v;
+        std::memcpy(&v, objs[i].mem.data() + off, 8);
+        if (v < 0x10000 || v > 0x7fffffffffffull || (v & 7) || !seen.insert(v).second) continue;
+        Obj c{v, objs[i].chain, Bytes(kChildBytes)};
+        c.chain.push_back(static_cast<uint32_t>(off));
+        c.mem.resize(read_self(v, c.mem.data(), c.mem.size()));
+        if (c.mem.size() >= 8) objs.push_back(std::move(c));
+      }
+    }
+    level_begin = level_end;
+  }
+  return objs;
+}
+
+// Every place of `needle` in the objects, shallowest first.
+std::vector<cc_key_path> find_all(const std::vector<Obj>& objs, const Bytes& needle, uint8_t read_len) {
+  std::vector<cc_key_path> out;
+  for (const Obj& o : objs) {
+    auto it = o.mem.begin();
+    while ((it = std::search(it, o.mem.end(), needle.begin(), needle.end())) != o.mem.end()) {
+      cc_key_path p{};
+      p.depth = static_cast<uint8_t>(o.chain.size());
+      p.len = read_len;
+      for (size_t i = 0; i < o.chain.size(); ++i) p.off[i] = o.chain[i];
+      p.off[p.depth] = static_cast<uint32_t>(it - o.mem.begin());
+      out.push_back(p);
+      ++it;
+    }
+  }
+  return out;
+}
+
+// Does `p` give `want` in this object? For TLS 1.3 secrets read as 48 bytes,
+// a 32-byte secret must be followed by zeros: that is how the capture side
+// tells SHA-256 suites from SHA-384 ones (docs/keylog.md).
+bool matches(uint64_t ssl, const cc_key_path& p, const Bytes& want) {
+  auto got = read_path(ssl, p);
+  if (!got || got->size() < want.size() || !std::equal(want.begin(), want.end(), got->begin())) return false;
+  return std::all_of(got->begin() + static_cast<long>(want.size()), got->end(), [](uint8_t b) { return b == 0; });
+}
+
+std::string describe(const cc_key_path& p) {
+  std::string s;
+  for (int i = 0; i < p.depth; ++i) s += fmt::format("*{:#x}->", p.off[i]);
+  return s + fmt::format("{:#x}[{}]", p.off[p.depth], p.len);
+}
+
+bool looks_random(const uint8_t* b, size_t n) {
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b + i, 8);
+    if (w == 0 || (w >> 48) == 0) return false;  // zero fill, pointers, small integers
+  }
+  return true;
+}
+
+constexpr const char* kItemNames[CC_KEY__COUNT] = {
+    "client_random", "master_secret",    "client_hs_traffic", "server_hs_traffic", "client_app_traffic",
+    "server_app_traffic", "exporter", "handshake_secret", "handshake_hash", "version"};
+
+struct Probe {
+  const Api& api;
+  std::vector<Handshake> t12, t13;
+  cc_key_layout layout{};
+  std::string summary;
+
+  // Places of `label`'s secret in the first handshake of `runs` that also
+  // hold in both objects of every other run.
+  bool learn(cc_key_item item, const std::vector<Handshake>& runs, const char* label, uint8_t read_len) {
+    auto want = [&](const Handshake& h) -> const Bytes* {
+      if (!label) return &h.client_random;
+      auto it = h.secrets.find(label);
+      return it == h.secrets.end() ? nullptr : &it->second;
+    };
+    const Bytes* first = want(runs[0]);
+    if (!first) return false;
+    auto objs = reachable(reinterpret_cast<uint64_t>(runs[0].client));
+    for (const cc_key_path& p : find_all(objs, *first, read_len)) {
+      bool ok = true;
+      for (const Handshake& h : runs) {
+        const Bytes* w = want(h);
+        ok = ok && w && matches(reinterpret_cast<uint64_t>(h.client), p, *w) &&
+             matches(reinterpret_cast<uint64_t>(h.server), p, *w);
+      }
+      if (ok) {
+        layout.items[item] = p;
+        summary += fmt::format(" {}={}", kItemNames[item], describe(p));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // The negotiated version: an int that is 0x0303 after every TLS 1.2
+  // handshake and 0x0304 after every TLS 1.3 one, in the SSL object itself.
+  bool learn_version() {
+    Bytes a(kRootBytes);
+    a.resize(read_self(reinterpret_cast<uint64_t>(t12[0].client), a.data(), a.size()));
+    for (uint32_t off = 0; off + 4 <= a.size(); off += 4) {
+      cc_key_path p{};
+      p.len = 4;
+      p.off[0] = off;
+      bool ok = true;
+      for (auto* runs : {&t12, &t13})
+        for (const Handshake& h : *runs)
+          for (void* ssl : {h.client, h.server}) {
+            auto got = read_path(reinterpret_cast<uint64_t>(ssl), p);
+            int32_t v = 0;
+            if (got) std::memcpy(&v, got->data(), 4);
+            ok = ok && got && v == h.version;
+          }
+      if (ok) {
+        layout.items[CC_KEY_VERSION] = p;
+        summary += fmt::format(" version={}", describe(p));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // OpenSSL keeps no TLS 1.3 handshake traffic secret after use, but keeps
+  // the handshake secret and the transcript hash they come from (RFC 8446
+  // 7.1: Derive-Secret(handshake_secret, "c hs traffic", hash)). Find the
+  // pair of places that gives the reported secrets.
+  bool learn_hs_derivation() {
+    const Handshake& h = t13[0];
+    auto c = h.secrets.find("CLIENT_HANDSHAKE_TRAFFIC_SECRET");
+    if (c == h.secrets.end()) return false;
+    size_t hl = c->second.size();
+    Bytes mem(kRootBytes);
+    mem.resize(read_self(reinterpret_cast<uint64_t>(h.client), mem.data(), mem.size()));
+    std::vector<uint32_t> cands;
+    // Byte arrays in the SSL object are only 4-byte aligned (OpenSSL 3.0).
+    for (uint32_t off = 0; off + hl <= mem.size(); off += 4)
+      if (looks_random(mem.data() + off, hl)) cands.push_back(off);
+    Bytes out(hl);
+    for (uint32_t xs : cands) {
+      for (uint32_t ys : cands) {
+        if (xs == ys) continue;
+        if (!tls13_expand_label({mem.data() + xs, hl}, "c hs traffic", {mem.data() + ys, hl}, out) ||
+            out != c->second)
+          continue;
+        cc_key_path ps{}, ph{};
+        ps.len = ph.len = 48;
+        ps.off[0] = xs;
+        ph.off[0] = ys;
+        if (verify_derivation(ps, ph)) {
+          layout.items[CC_KEY_HANDSHAKE_SECRET] = ps;
+          layout.items[CC_KEY_HANDSHAKE_HASH] = ph;
+          summary += fmt::format(" handshake_secret={} handshake_hash={}", describe(ps), describe(ph));
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool verify_derivation(const cc_key_path& ps, const cc_key_path& ph) {
+    for (const Handshake& h : t13) {
+      for (void* ssl : {h.client, h.server}) {
+        auto s = read_path(reinterpret_cast<uint64_t>(ssl), ps);
+        auto x = read_path(reinterpret_cast<uint64_t>(ssl), ph);
+        for (const char* lbl : {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET"}) {
+          auto it = h.secrets.find(lbl);
+          if (!s || !x || it == h.secrets.end()) return false;
+          size_t hl = it->second.size();
+          Bytes out(hl);
+          if (!tls13_expand_label({s->data(), hl}, lbl[0] == 'C' ? "c hs traffic" : "s hs traffic",
+                                  {x->data(), hl}, out) ||
+              out != it->second)
+            return false;
+        }
+      }
+    }
+    return true;
+  }
+};
+
+// Runs in the child: returns the layout or why there is none.
+Result<KeyLayoutResult> probe_in_child(const std::string& path) {
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char* e = dlerror();
+    return make_error(fmt::format("cannot load it with dlopen ({}); a program with OpenSSL linked in statically "
+                                  "cannot be probed, and clearcap has no offset table for it",
+                                  e ? e : "unknown error"),
+                      ENOEXEC);
+  }
+  Api api{};
+  std::string missing;
+  auto sym = [&](auto& fn, const char* name, bool required) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+    if (!fn && required) missing += std::string(missing.empty() ? "" : ", ") + name;
+  };
+  sym(api.TLS_method, "TLS_method", true);
+  sym(api.SSL_CTX_new, "SSL_CTX_new", true);
+  sym(api.SSL_CTX_free, "SSL_CTX_free", true);
+  sym(api.SSL_CTX_set_keylog_callback, "SSL_CTX_set_keylog_callback", true);
+  sym(api.SSL_CTX_use_certificate_ASN1, "SSL_CTX_use_certificate_ASN1", true);
+  sym(api.SSL_CTX_use_PrivateKey_ASN1, "SSL_CTX_use_PrivateKey_ASN1", true);
+  sym(api.SSL_CTX_set_min_proto_version, "SSL_CTX_set_min_proto_version", false);
+  sym(api.SSL_CTX_set_max_proto_version, "SSL_CTX_set_max_proto_version", false);
+  sym(api.SSL_CTX_ctrl, "SSL_CTX_ctrl", !api.SSL_CTX_set_max_proto_version);
+  sym(api.SSL_CTX_set_ciphersuites, "SSL_CTX_set_ciphersuites", false);
+  sym(api.SSL_new, "SSL_new", true);
+  sym(api.SSL_free, "SSL_free", true);
+  sym(api.SSL_set_fd, "SSL_set_fd", true);
+  sym(api.SSL_set_connect_state, "SSL_set_connect_state", true);
+  sym(api.SSL_set_accept_state, "SSL_set_accept_state", true);
+  sym(api.SSL_do_handshake, "SSL_do_handshake", true);
+  sym(api.SSL_get_error, "SSL_get_error", true);
+  if (!missing.empty())
+    return make_error(fmt::format("it lacks {} (key logging needs OpenSSL 1.1.1 or later, or BoringSSL)", missing),
+                      ENOSYS);
+
+  Probe p{api, {}, {}, {}, {}};
+  // Two runs per version: the second uses another cipher suite where the
+  // library lets us choose (SHA-256 vs SHA-384 secrets), and fresh objects.
+  for (const char* suites : {static_cast<const char*>(nullptr), "TLS_AES_128_GCM_SHA256"}) {
+    auto a = run_handshake(api, kTls12, nullptr);
+    if (!a) return tl::unexpected(a.error());
+    p.t12.push_back(std::move(*a));
+    auto b = run_handshake(api, kTls13, suites);
+    if (!b) return tl::unexpected(b.error());
+    p.t13.push_back(std::move(*b));
+  }
+  std::vector<Handshake> all = p.t12;
+  all.insert(all.end(), p.t13.begin(), p.t13.end());
+  if (!p.learn(CC_KEY_CLIENT_RANDOM, all, nullptr, 32))
+    return make_error("the client random was not found in the SSL object", ENOENT);
+  if (!p.learn(CC_KEY_MASTER, p.t12, "CLIENT_RANDOM", 48))
+    return make_error("the TLS 1.2 master secret was not found in the SSL object", ENOENT);
+  const std::pair<cc_key_item, const char*> tls13[] = {{CC_KEY_CLIENT_APP_TRAFFIC, "CLIENT_TRAFFIC_SECRET_0"},
+                                                      {CC_KEY_SERVER_APP_TRAFFIC, "SERVER_TRAFFIC_SECRET_0"},
+                                                      {CC_KEY_EXPORTER, "EXPORTER_SECRET"}};
+  for (auto [item, label] : tls13)
+    if (!p.learn(item, p.t13, label, 48))
+      return make_error(fmt::format("the TLS 1.3 {} was not found in the SSL object", label), ENOENT);
+  bool chts = p.learn(CC_KEY_CLIENT_HS_TRAFFIC, p.t13, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", 48);
+  bool shts = p.learn(CC_KEY_SERVER_HS_TRAFFIC, p.t13, "SERVER_HANDSHAKE_TRAFFIC_SECRET", 48);
+  if (!(chts && shts)) {
+    p.layout.items[CC_KEY_CLIENT_HS_TRAFFIC] = {};
+    p.layout.items[CC_KEY_SERVER_HS_TRAFFIC] = {};
+    if (!p.learn_hs_derivation())
+      return make_error("the TLS 1.3 handshake traffic secrets (or the secret and hash they come from) were not "
+                        "found in the SSL object;" + p.summary,
+                        ENOENT);
+  }
+  if (!p.learn_version()) return make_error("the negotiated version was not found in the SSL object", ENOENT);
+  return KeyLayoutResult{p.layout, p.summary.empty() ? p.summary : p.summary.substr(1)};
+}
+
+struct ChildReply {
+  int32_t ok;
+  int32_t err;
+  cc_key_layout layout;
+  char text[2048];  // summary or error message
+};
+
+}  // namespace
+
+Result<KeyLayoutResult> learn_key_layout(const std::string& path, int timeout_ms) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) return make_error(fmt::format("pipe: {}", std::strerror(errno)), errno);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return make_error(fmt::format("fork: {}", std::strerror(e)), e);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    ChildReply reply{};
+    auto r = probe_in_child(path);
+    reply.ok = r.has_value();
+    std::string text = r ? r->summary : r.error().message;
+    if (r) reply.layout = r->layout;
+    else reply.err = r.error().err;
+    std::snprintf(reply.text, sizeof(reply.text), "%s", text.c_str());
+    ssize_t n = write(fds[1], &reply, sizeof(reply));
+    _exit(n == static_cast<ssize_t>(sizeof(reply)) ? 0 : 1);
+  }
+  close(fds[1]);
+  ChildReply reply{};
+  size_t got = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (got < sizeof(reply)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{fds[0], POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    ssize_t n = read(fds[0], reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  if (got < sizeof(reply)) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (got < sizeof(reply)) {
+    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+      return make_error(fmt::format("the key probe crashed (signal {}) while running handshakes with it",
+                                    WTERMSIG(status)),
+                        EIO);
+    return make_error(fmt::format("the key probe gave no answer within {} ms", timeout_ms), ETIMEDOUT);
+  }
+  reply.text[sizeof(reply.text) - 1] = 0;
+  if (!reply.ok) return make_error(reply.text, reply.err ? reply.err : EIO);
+  return KeyLayoutResult{reply.layout, reply.text};
+}
+
+}  // namespace clearcap

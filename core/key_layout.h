@@ -1,0 +1,45 @@
+// Learning where a TLS library keeps a connection's secrets, without a
+// per-version offset table.
+//
+// A helper process (fork) loads the library file with dlopen, runs TLS 1.2
+// and TLS 1.3 handshakes between two of its own SSL objects over a
+// socketpair with a key log callback installed, and so knows the true client
+// random and secrets. It then searches the SSL object (and objects reachable
+// through its pointers, up to CC_KEY_MAX_DEPTH levels) for those bytes; the
+// places found are checked against further handshakes (other cipher suites,
+// the server's object). TLS 1.3 handshake traffic secrets that the library
+// does not keep are derived later from the handshake secret and transcript
+// hash, whose places are found the same way. See docs/keylog.md.
+//
+// Thread: start-up only, before the capture starts threads: it forks, and the
+// child allocates and loads libraries (safe only when no other thread could
+// hold the allocator's or the loader's locks at the fork).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "clearcap_abi.h"
+#include "core/result.h"
+
+namespace clearcap {
+
+struct KeyLayoutResult {
+  cc_key_layout layout{};
+  std::string summary;  // e.g. "client_random@0x140 master@*0x918+0x50 ..." for --debug
+};
+
+// Runs the probe for one library file (a libssl.so or a build that exports
+// the SSL_* functions and can be loaded with dlopen). Errors say why keys
+// cannot be captured for this file.
+Result<KeyLayoutResult> learn_key_layout(const std::string& path, int timeout_ms = 20000);
+
+// HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1) with the hash chosen by the
+// secret's length (32: SHA-256, 48: SHA-384). Returns false when the length
+// is not one of these.
+bool tls13_expand_label(std::span<const uint8_t> secret, std::string_view label, std::span<const uint8_t> context,
+                        std::span<uint8_t> out);
+
+}  // namespace clearcap
