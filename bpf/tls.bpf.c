@@ -282,11 +282,12 @@ static __always_inline int read_key_item(__u64 ssl, const struct cc_key_path *p,
 		return -1;
 	if (depth > 2 && (bpf_probe_read_user(&addr, sizeof(addr), (void *)(addr + p->off[2])) || !addr))
 		return -1;
-	__u32 len = p->len;
-	/* Bound on the register handed to the helper (verifier), as in emit_chunk. */
-	asm volatile("%[len] &= 0x7f" : [len] "+r"(len));
+	__u64 len = p->len;
 	if (len == 0 || len > CC_KEY_SECRET_MAX)
 		return -1;
+	/* 1..64 on the very register handed to the helper: clang would
+	 * otherwise test a copy (verifier). Same value for 1..64. */
+	asm volatile("%[len] -= 1\n\t%[len] &= 63\n\t%[len] += 1" : [len] "+r"(len));
 	return bpf_probe_read_user(dst, len, (void *)(addr + p->off[depth & CC_KEY_MAX_DEPTH])) ? -1 : 0;
 }
 

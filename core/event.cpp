@@ -4,10 +4,39 @@
 
 namespace clearcap {
 
+namespace {
+
+DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hdr, Event& out) {
+  if (hdr.hdr_len != sizeof(cc_keys_event) || hdr.data_len != 0) return DecodeStatus::kInvalid;
+  if (bytes.size() < sizeof(cc_keys_event)) return DecodeStatus::kNeedsMoreData;
+  cc_keys_event k;
+  std::memcpy(&k, bytes.data(), sizeof(k));
+  const auto* base = bytes.data();
+  out = Event{};
+  out.record_type = CC_REC_KEYS;
+  out.boot_ns = k.ts_ns;
+  out.pid = k.pid;
+  out.tid = k.tid;
+  out.conn_id = k.conn_id;
+  out.family = k.family;
+  out.sport = k.sport;
+  out.dport = k.dport;
+  if (k.family) out.flags = CC_FLAG_HAS_TUPLE;
+  out.saddr = base + offsetof(cc_keys_event, laddr);
+  out.daddr = base + offsetof(cc_keys_event, raddr);
+  const char* comm = reinterpret_cast<const char*>(base + offsetof(cc_keys_event, comm));
+  out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
+  out.key_record = bytes.subspan(0, sizeof(cc_keys_event));
+  return DecodeStatus::kSuccess;
+}
+
+}  // namespace
+
 DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   if (bytes.size() < sizeof(cc_record_hdr)) return DecodeStatus::kNeedsMoreData;
   cc_record_hdr hdr;
   std::memcpy(&hdr, bytes.data(), sizeof(hdr));
+  if (hdr.type == CC_REC_KEYS) return decode_keys(bytes, hdr, out);
   if (hdr.type != CC_REC_DATA) return hdr.type == 0 ? DecodeStatus::kInvalid : DecodeStatus::kIgnored;
   if (hdr.hdr_len != sizeof(cc_data_event) || hdr.data_len > CC_CHUNK_MAX) return DecodeStatus::kInvalid;
   if (bytes.size() < size_t{hdr.hdr_len} + hdr.data_len) return DecodeStatus::kNeedsMoreData;
@@ -41,6 +70,8 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   const char* comm = reinterpret_cast<const char*>(base + offsetof(cc_data_event, comm));
   out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
   out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
+  out.record_type = CC_REC_DATA;
+  out.key_record = {};
   return DecodeStatus::kSuccess;
 }
 

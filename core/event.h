@@ -37,6 +37,10 @@ struct Event {
   std::string_view comm;
   std::string_view module = "tls";
   std::span<const uint8_t> payload;
+  // CC_REC_DATA or CC_REC_KEYS. A keys record has no payload; key_record
+  // holds its raw bytes (a cc_keys_event, possibly unaligned: memcpy it).
+  uint16_t record_type = CC_REC_DATA;
+  std::span<const uint8_t> key_record;
 
   bool has_tuple() const { return (flags & CC_FLAG_HAS_TUPLE) && family != 0; }
   bool last_chunk() const { return flags & CC_FLAG_LAST_CHUNK; }

@@ -16,9 +16,7 @@
 // hold the allocator's or the loader's locks at the fork).
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <span>
 #include <string>
 
 #include "clearcap_abi.h"
@@ -35,11 +33,5 @@ struct KeyLayoutResult {
 // the SSL_* functions and can be loaded with dlopen). Errors say why keys
 // cannot be captured for this file.
 Result<KeyLayoutResult> learn_key_layout(const std::string& path, int timeout_ms = 20000);
-
-// HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1) with the hash chosen by the
-// secret's length (32: SHA-256, 48: SHA-384). Returns false when the length
-// is not one of these.
-bool tls13_expand_label(std::span<const uint8_t> secret, std::string_view label, std::span<const uint8_t> context,
-                        std::span<uint8_t> out);
 
 }  // namespace clearcap

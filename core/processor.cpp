@@ -41,7 +41,7 @@ void Processor::deliver_record(std::span<const uint8_t> record) {
   ev.wall_ns = clock_.to_wall(ev.boot_ns);
   if (ev.boot_ns < last_released_ts_) late_.fetch_add(1, std::memory_order_relaxed);
   else last_released_ts_ = ev.boot_ns;
-  auto check = tracker_.observe(ev);
+  auto check = ev.record_type == CC_REC_DATA ? tracker_.observe(ev) : StreamTracker::Check{};
   if (check == StreamTracker::Check::kGap) {
     gaps_.store(tracker_.gaps(), std::memory_order_relaxed);
     gap_bytes_.store(tracker_.gap_bytes(), std::memory_order_relaxed);

@@ -3,9 +3,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "core/key_layout.h"
 #include "core/tracefs.h"
 #include "tls.skel.h"
 
@@ -43,11 +45,43 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   }
   if (auto r = self->skel_->set_filter(cfg, pids); !r) return tl::unexpected(r.error());
 
+  if (opts.keys)
+    if (auto r = self->learn_keys(); !r) return tl::unexpected(r.error());
+
   // Tracepoints before uprobes: a call in flight must find its fd.
   if (auto r = self->attach_tracepoints(); !r) return tl::unexpected(r.error());
-  for (const auto& t : self->targets_)
-    if (auto r = self->attach_target(t); !r) return tl::unexpected(r.error());
+  for (uint32_t i = 0; i < self->targets_.size(); ++i)
+    if (auto r = self->attach_target(self->targets_[i], i); !r) return tl::unexpected(r.error());
   return self;
+}
+
+// Start-up, before any thread: learn_key_layout forks.
+Result<void> TlsCapture::learn_keys() {
+  int fd = bpf_map__fd(skel_->raw()->maps.key_layouts);
+  uint32_t max = bpf_map__max_entries(skel_->raw()->maps.key_layouts);
+  for (uint32_t i = 0; i < targets_.size(); ++i) {
+    const TlsTarget& t = targets_[i];
+    if (!t.offsets.count("SSL_do_handshake")) {
+      key_notes_.push_back(fmt::format("keys cannot be captured for {}: it has no SSL_do_handshake", t.display));
+      continue;
+    }
+    if (i >= max) {
+      key_notes_.push_back(fmt::format("keys cannot be captured for {}: more than {} libraries hooked", t.display, max));
+      continue;
+    }
+    auto layout = learn_key_layout(t.path);
+    if (!layout) {
+      key_notes_.push_back(fmt::format("keys cannot be captured for {}: {}", t.display, layout.error().message));
+      continue;
+    }
+    if (bpf_map_update_elem(fd, &i, &layout->layout, BPF_ANY)) {
+      int err = errno;
+      return make_error(fmt::format("cannot store the key layout of {}: {}", t.display, std::strerror(err)), err);
+    }
+    key_notes_.push_back(fmt::format("keys of {}: {}", t.display, layout->summary));
+    ++key_targets_;
+  }
+  return {};
 }
 
 TlsCapture::~TlsCapture() { detach(); }
@@ -76,7 +110,7 @@ Result<void> TlsCapture::attach_tracepoints() {
   return {};
 }
 
-Result<void> TlsCapture::attach_target(const TlsTarget& t) {
+Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index) {
   auto* s = skel_->raw();
   const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
                         {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
@@ -94,7 +128,10 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t) {
       for (bool ret : {true, false}) {
         bpf_program* prog = ret ? h.ret : h.entry;
         if (!prog) continue;
-        bpf_link* l = bpf_program__attach_uprobe(prog, ret, pid, t.path.c_str(), it->second);
+        // The cookie names the target: the handshake return probe finds the
+        // target's key layout with it (bpf_get_attach_cookie).
+        LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = index, .retprobe = ret);
+        bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, t.path.c_str(), it->second, &uopts);
         if (!l) {
           int err = errno;
           if (pid > 0 && err == ESRCH) break;  // the process exited meanwhile

@@ -22,6 +22,7 @@ class TlsCapture {
     TlsSkeleton::Options skel;
     DiscoveryOptions discovery;
     uint32_t uid = 0;  // 0 = all users
+    bool keys = false; // learn each target's key layout and emit keys records at handshake completion
   };
 
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
@@ -34,10 +35,15 @@ class TlsCapture {
   const std::vector<TlsTarget>& targets() const { return targets_; }
   const std::vector<std::string>& notes() const { return notes_; }
   size_t uprobes() const { return uprobes_; }
+  // With Options::keys: one line per target whose keys can be captured
+  // (with where they live) and one per target whose cannot (with why).
+  const std::vector<std::string>& key_notes() const { return key_notes_; }
+  size_t key_targets() const { return key_targets_; }
 
  private:
   TlsCapture() = default;
-  Result<void> attach_target(const TlsTarget& t);
+  Result<void> attach_target(const TlsTarget& t, uint32_t index);
+  Result<void> learn_keys();
   Result<void> attach_tracepoints();
 
   std::unique_ptr<TlsSkeleton> skel_;
@@ -45,6 +51,8 @@ class TlsCapture {
   std::vector<std::string> notes_;
   std::vector<bpf_link*> links_;
   size_t uprobes_ = 0;
+  std::vector<std::string> key_notes_;
+  size_t key_targets_ = 0;
 };
 
 }  // namespace clearcap

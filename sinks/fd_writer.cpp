@@ -15,6 +15,7 @@ FdSink::FdSink(std::unique_ptr<Encoder> encoder, int fd, std::string name)
 FdSink::~FdSink() { flush(); }
 
 void FdSink::write(const Event& ev) {
+  if (ev.record_type != CC_REC_DATA) return;  // keys go to the key log sink only
   encoder_->encode(ev, buf_);
   if (buf_.size() > kFlushThreshold) flush();
 }

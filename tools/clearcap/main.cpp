@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
              "  clearcap tls --libssl /usr/bin/node        a program with OpenSSL linked in\n"
              "  clearcap tls -w cap.ccap                   record to a compressed capture file (Ctrl-C to stop)\n"
              "  clearcap export cap.ccap -o cap.pcapng     ... then open it in Wireshark (HTTP dissected, no keys)\n"
+             "  clearcap tls -m keylog -k keys.log         TLS secrets for Wireshark (tls.keylog_file)\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
   clearcap::TlsCommandOptions o;
@@ -55,11 +56,13 @@ int main(int argc, char** argv) {
 
   auto* tls = app.add_subcommand("tls", "Capture OpenSSL/BoringSSL plaintext (aliases: openssl, boringssl)");
   tls->alias("openssl")->alias("boringssl");
-  std::string mode = "text";
+  std::string& mode = o.mode;
   tls->add_option("--libssl", o.libssl,
                   "Library or program to hook: a libssl.so or an executable with OpenSSL linked in (default: the "
                   "system libssl and every libssl mapped by running processes)");
-  tls->add_option("-m,--model", mode, "Capture mode: text (plaintext events)")
+  tls->add_option("-m,--model", mode,
+                  "Capture mode: text (plaintext events); keylog or key (TLS secrets in NSS key log format for "
+                  "Wireshark, written to -k as each handshake completes)")
       ->check(CLI::IsMember({"text", "keylog", "key", "pcap", "pcapng"}))
       ->capture_default_str();
   tls->add_option("-w,--capture-file", o.capture_file,
@@ -82,6 +85,10 @@ int main(int argc, char** argv) {
   exp->add_option("--format", eo.format, "Output format, overriding the extension")
       ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
   exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
+  tls->add_option("-k,--keylogfile", o.keylog_file,
+                  "Key log file for -m keylog (created mode 0600, appended to; one set of lines per handshake, "
+                  "deduplicated by client random)")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -103,8 +110,13 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (exp->parsed()) return clearcap::run_export_command(eo);
-  if (mode != "text") {
-    std::fprintf(stderr, "clearcap: -m %s is not available in this build; only -m text is\n", mode.c_str());
+  if (mode == "key") mode = "keylog";
+  if (mode == "pcap" || mode == "pcapng") {
+    std::fprintf(stderr, "clearcap: -m %s is not available in this build; use -m text or -m keylog\n", mode.c_str());
+    return 2;
+  }
+  if (mode == "keylog" && !o.capture_file.empty()) {
+    std::fprintf(stderr, "clearcap: -w records plaintext events (-m text); -m keylog writes keys to -k FILE\n");
     return 2;
   }
   return clearcap::run_tls_command(o);

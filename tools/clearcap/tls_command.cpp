@@ -20,6 +20,7 @@
 #include "core/ring_reader.h"
 #include "core/tls_capture.h"
 #include "sinks/capture_writer.h"
+#include "sinks/keylog.h"
 #include "tools/clearcap/outputs.h"
 
 #ifndef CLEARCAP_VERSION
@@ -79,7 +80,7 @@ uint64_t lost_records(const Totals& t) {
   const auto& b = t.bpf;
   return b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] + b[CC_STAT_NO_ENTRY_STATE] +
          b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + b[CC_STAT_SCRATCH_BUSY] +
-         t.oversize + t.decode_errors;
+         b[CC_STAT_KEYS_RINGBUF_FULL] + b[CC_STAT_KEYS_READ_FAULT] + t.oversize + t.decode_errors;
 }
 
 uint64_t lost_bytes(const Totals& t) {
@@ -96,7 +97,7 @@ void print_status(const Totals& t, const Totals& prev, double interval_s) {
       t.bpf[CC_STAT_RINGBUF_FULL], output_errors);
 }
 
-void print_summary(const Totals& t, double seconds) {
+void print_summary(const Totals& t, double seconds, const KeylogSink* keylog) {
   const auto& b = t.bpf;
   log("--- summary ({:.1f} s) ---", seconds);
   log("events: {} ({} bytes of plaintext)", t.events, t.bytes);
@@ -108,6 +109,11 @@ void print_summary(const Totals& t, double seconds) {
       b[CC_STAT_NO_ENTRY_STATE], b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
   log("  no ring for CPU: {}; record scratch busy (preempted): {}; oversize records: {}; undecodable records: {}",
       b[CC_STAT_NO_RING], b[CC_STAT_SCRATCH_BUSY], t.oversize, t.decode_errors);
+  if (keylog)
+    log("keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete); key "
+        "records dropped (ring full): {}; key reads that faulted: {}",
+        keylog->handshakes(), keylog->path(), keylog->duplicates(), keylog->incomplete(), b[CC_STAT_KEYS_RINGBUF_FULL],
+        b[CC_STAT_KEYS_READ_FAULT]);
   log("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
   for (const auto& o : t.outputs)
     log("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
@@ -150,6 +156,8 @@ int run_tls_command(const TlsCommandOptions& o) {
   copts.discovery.libssl = o.libssl;
   copts.discovery.pids = o.pids;
   copts.uid = o.uid;
+  const bool keylog_mode = o.mode == "keylog";
+  copts.keys = keylog_mode;
 
   auto capture = TlsCapture::create(copts);
   if (!capture) {
@@ -164,11 +172,31 @@ int run_tls_command(const TlsCommandOptions& o) {
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
   }
 
-  // -w: events go to the capture file only (like tcpdump -w); its own
-  // losses are in the summary like any output's.
+  if (keylog_mode) {
+    // Why a library gives no keys is always shown: silence would look like
+    // a capture with no handshakes.
+    for (const auto& n : cap.key_notes())
+      if (o.debug || n.rfind("keys cannot", 0) == 0) log("{}", n);
+    if (cap.key_targets() == 0) {
+      log("no hooked library gives TLS keys (see above); nothing to capture in -m keylog");
+      return 1;
+    }
+  }
+
+  // -m keylog: key lines to -k. -w: events go to the capture file only (like
+  // tcpdump -w). Either way their losses are in the summary like any output's.
   std::unique_ptr<EventSink> output;
+  KeylogSink* keylog = nullptr;
   CaptureFileSink* capture_file = nullptr;
-  if (!o.capture_file.empty()) {
+  if (keylog_mode) {
+    auto k = KeylogSink::open(o.keylog_file);
+    if (!k) {
+      log("{}", k.error().message);
+      return 1;
+    }
+    keylog = k->get();
+    output = std::move(*k);
+  } else if (!o.capture_file.empty()) {
     CaptureFileSink::Options wopts;
     wopts.level = o.zstd_level;
     wopts.clearcap_version = CLEARCAP_VERSION;
@@ -223,6 +251,9 @@ int run_tls_command(const TlsCommandOptions& o) {
       }(),
                 ", "),
       rings.size(), cap.skeleton().ring_bytes() / 1024, nreaders);
+  if (keylog_mode)
+    log("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
+        cap.targets().size(), o.keylog_file);
   auto started = std::chrono::steady_clock::now();
 
   int exit_code = 0;
@@ -267,7 +298,7 @@ int run_tls_command(const TlsCommandOptions& o) {
 
   Totals t = collect(cap, processor, readers, sink);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  print_summary(t, secs);
+  print_summary(t, secs, keylog);
   return exit_code;
 }
 

@@ -23,6 +23,8 @@ struct TlsCommandOptions {
   bool debug = false;
   std::string capture_file;  // -w: write a clearcap capture file instead of text/JSON
   int zstd_level = 1;        // --zstd-level for -w
+  std::string mode = "text";                        // text | keylog (after alias resolution)
+  std::string keylog_file = "clearcap_tls_key.log";  // -k
 };
 
 // Returns the process exit code.

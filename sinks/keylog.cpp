@@ -1,0 +1,164 @@
+#include "sinks/keylog.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/tls13_kdf.h"
+
+namespace clearcap {
+
+namespace {
+
+void append_hex(std::string& out, const uint8_t* b, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kHex[b[i] >> 4]);
+    out.push_back(kHex[b[i] & 15]);
+  }
+}
+
+bool all_zero(const uint8_t* b, size_t n) {
+  return std::all_of(b, b + n, [](uint8_t x) { return x == 0; });
+}
+
+}  // namespace
+
+KeylogFormat format_keylog(const cc_keys_event& k, std::string& out, std::string& client_random) {
+  auto has = [&](int item) { return (k.present >> item) & 1u; };
+  const uint8_t* cr = k.items[CC_KEY_CLIENT_RANDOM];
+  if (!has(CC_KEY_CLIENT_RANDOM) || all_zero(cr, 32)) return KeylogFormat::kInvalid;
+  client_random.assign(reinterpret_cast<const char*>(cr), 32);
+
+  int32_t version = 0;
+  if (has(CC_KEY_VERSION)) std::memcpy(&version, k.items[CC_KEY_VERSION], 4);
+  else if (has(CC_KEY_CLIENT_APP_TRAFFIC) && !all_zero(k.items[CC_KEY_CLIENT_APP_TRAFFIC], 32)) version = 0x0304;
+
+  auto line = [&](const char* label, const uint8_t* secret, size_t n) {
+    out += label;
+    out.push_back(' ');
+    append_hex(out, cr, 32);
+    out.push_back(' ');
+    append_hex(out, secret, n);
+    out.push_back('\n');
+  };
+
+  if (version != 0x0304) {
+    // TLS 1.2 and earlier: the 48-byte master secret.
+    if (!has(CC_KEY_MASTER) || all_zero(k.items[CC_KEY_MASTER], 48)) return KeylogFormat::kIncomplete;
+    line("CLIENT_RANDOM", k.items[CC_KEY_MASTER], 48);
+    return KeylogFormat::kTls12;
+  }
+
+  // TLS 1.3: secrets are as long as the suite's hash. The library zero-fills
+  // its 64-byte arrays, so a SHA-256 secret read as 48 bytes ends in 16 zero
+  // bytes (the probe checks this holds for the library, see key_layout.cpp).
+  const uint8_t* cats = k.items[CC_KEY_CLIENT_APP_TRAFFIC];
+  size_t hl = all_zero(cats + 32, 16) ? 32 : 48;
+  bool complete = true;
+  uint8_t derived[2][48];
+  const uint8_t* hs[2] = {nullptr, nullptr};
+  const int direct[2] = {CC_KEY_CLIENT_HS_TRAFFIC, CC_KEY_SERVER_HS_TRAFFIC};
+  const char* labels[2] = {"c hs traffic", "s hs traffic"};
+  for (int i = 0; i < 2; ++i) {
+    if (has(direct[i]) && !all_zero(k.items[direct[i]], hl)) {
+      hs[i] = k.items[direct[i]];
+    } else if (has(CC_KEY_HANDSHAKE_SECRET) && has(CC_KEY_HANDSHAKE_HASH) &&
+               !all_zero(k.items[CC_KEY_HANDSHAKE_SECRET], hl) &&
+               tls13_expand_label({k.items[CC_KEY_HANDSHAKE_SECRET], hl}, labels[i],
+                                  {k.items[CC_KEY_HANDSHAKE_HASH], hl}, {derived[i], hl})) {
+      hs[i] = derived[i];
+    }
+  }
+  struct {
+    const char* label;
+    const uint8_t* secret;
+  } lines[] = {{"CLIENT_HANDSHAKE_TRAFFIC_SECRET", hs[0]},
+               {"SERVER_HANDSHAKE_TRAFFIC_SECRET", hs[1]},
+               {"CLIENT_TRAFFIC_SECRET_0", has(CC_KEY_CLIENT_APP_TRAFFIC) ? cats : nullptr},
+               {"SERVER_TRAFFIC_SECRET_0", has(CC_KEY_SERVER_APP_TRAFFIC) ? k.items[CC_KEY_SERVER_APP_TRAFFIC] : nullptr},
+               {"EXPORTER_SECRET", has(CC_KEY_EXPORTER) ? k.items[CC_KEY_EXPORTER] : nullptr}};
+  for (const auto& l : lines) {
+    if (!l.secret || all_zero(l.secret, hl)) {
+      complete = false;
+      continue;
+    }
+    line(l.label, l.secret, hl);
+  }
+  return complete ? KeylogFormat::kTls13 : KeylogFormat::kIncomplete;
+}
+
+Result<std::unique_ptr<KeylogSink>> KeylogSink::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    return make_error(fmt::format("cannot open key log file {}: {} (pass another path with -k)", path,
+                                  std::strerror(e)),
+                      e);
+  }
+  if (fchmod(fd, 0600)) {
+    int e = errno;
+    close(fd);
+    return make_error(fmt::format("cannot make key log file {} private (mode 0600): {}", path, std::strerror(e)), e);
+  }
+  return std::unique_ptr<KeylogSink>(new KeylogSink(fd, path));
+}
+
+KeylogSink::~KeylogSink() { close(fd_); }
+
+bool KeylogSink::seen(const std::string& client_random) {
+  if (seen_set_.count(client_random)) return true;
+  if (seen_order_.size() >= kDedupEntries) {
+    seen_set_.erase(seen_order_.front());
+    seen_order_.pop_front();
+  }
+  seen_set_.insert(client_random);
+  seen_order_.push_back(client_random);
+  return false;
+}
+
+// Runs once per handshake, not per byte: the small allocations of the dedup
+// set are acceptable here.
+void KeylogSink::write(const Event& ev) {
+  if (ev.record_type != CC_REC_KEYS || ev.key_record.size() < sizeof(cc_keys_event)) return;
+  cc_keys_event k;
+  std::memcpy(&k, ev.key_record.data(), sizeof(k));
+  line_buf_.clear();
+  KeylogFormat f = format_keylog(k, line_buf_, cr_buf_);
+  if (f == KeylogFormat::kInvalid) {
+    incomplete_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (seen(cr_buf_)) {
+    duplicates_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (f == KeylogFormat::kIncomplete) incomplete_.fetch_add(1, std::memory_order_relaxed);
+  size_t done = 0;
+  while (done < line_buf_.size()) {
+    ssize_t n = ::write(fd_, line_buf_.data() + done, line_buf_.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    last_errno_.store(n < 0 ? errno : EIO, std::memory_order_relaxed);
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+    dropped_bytes_.fetch_add(line_buf_.size() - done, std::memory_order_relaxed);
+    return;
+  }
+  handshakes_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void KeylogSink::collect_stats(std::vector<SinkStats>& out) const {
+  out.push_back({path_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
+                 0, last_errno_.load(std::memory_order_relaxed)});
+}
+
+}  // namespace clearcap
