@@ -51,7 +51,7 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   // Tracepoints before uprobes: a call in flight must find its fd.
   if (auto r = self->attach_tracepoints(); !r) return tl::unexpected(r.error());
   for (uint32_t i = 0; i < self->targets_.size(); ++i)
-    if (auto r = self->attach_target(self->targets_[i], i); !r) return tl::unexpected(r.error());
+    if (auto r = self->attach_target(self->targets_[i], i, opts.data); !r) return tl::unexpected(r.error());
   return self;
 }
 
@@ -110,7 +110,7 @@ Result<void> TlsCapture::attach_tracepoints() {
   return {};
 }
 
-Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index) {
+Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool data) {
   auto* s = skel_->raw();
   const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
                         {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
@@ -124,6 +124,7 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index) {
     for (const Hook& h : hooks) {
       auto it = t.offsets.find(h.function);
       if (it == t.offsets.end()) continue;
+      if (!data && h.ret == s->progs.ssl_ret) continue;  // plaintext hooks
       // Return probe first: an entry without its return would leave state.
       for (bool ret : {true, false}) {
         bpf_program* prog = ret ? h.ret : h.entry;

@@ -23,6 +23,7 @@ class TlsCapture {
     DiscoveryOptions discovery;
     uint32_t uid = 0;  // 0 = all users
     bool keys = false; // learn each target's key layout and emit keys records at handshake completion
+    bool data = true;  // hook SSL_read/SSL_write for plaintext; off in keylog mode (no per-byte traps)
   };
 
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
@@ -42,7 +43,7 @@ class TlsCapture {
 
  private:
   TlsCapture() = default;
-  Result<void> attach_target(const TlsTarget& t, uint32_t index);
+  Result<void> attach_target(const TlsTarget& t, uint32_t index, bool data);
   Result<void> learn_keys();
   Result<void> attach_tracepoints();
 

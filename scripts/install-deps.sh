@@ -16,6 +16,7 @@ BUILD_PKGS=(
   libgtest-dev libbenchmark-dev
   libprotobuf-dev protobuf-compiler libboost-dev libnghttp2-dev
   libhttp-parser-dev
+  libssl-dev
 )
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket)

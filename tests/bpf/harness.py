@@ -920,3 +920,95 @@ def clearcap_run(*args, timeout: float = CLIENT_TIMEOUT) -> subprocess.Completed
     argv = [clearcap_bin(), *map(str, args)]
     log("running: " + " ".join(argv))
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+# --------------------------------------------------------------------------
+# tshark (the judge of keys and pcapng files)
+# --------------------------------------------------------------------------
+
+TSHARK_TIMEOUT = 60.0
+
+
+def tshark_env(home: str) -> dict:
+    """Environment for tshark with an empty, fresh profile: no key log file
+    or other preference can leak in from the machine's configuration."""
+    env = dict(os.environ)
+    env["HOME"] = home
+    env["XDG_CONFIG_HOME"] = os.path.join(home, ".config")
+    return env
+
+
+class TsharkCapture:
+    """`tshark -i IFACE -w FILE -f FILTER` for the duration of a with-block;
+    returns once tshark reports that it is capturing."""
+
+    def __init__(self, path: str, capture_filter: str, home: str, iface: str = "lo"):
+        self.path = path
+        self.argv = ["tshark", "-i", iface, "-w", path, "-f", capture_filter]
+        self.env = tshark_env(home)
+        self.proc = None
+        self._stderr: list[str] = []
+        self._started = threading.Event()
+
+    def __enter__(self):
+        log("starting: " + " ".join(self.argv))
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=self.env)
+
+        def read():
+            for line in iter(self.proc.stderr.readline, b""):
+                text = line.decode(errors="replace").rstrip("\n")
+                self._stderr.append(text)
+                # "Capturing on" comes before dumpcap has its filter in
+                # place; "Capture started" after.
+                if "Capture started" in text:
+                    self._started.set()
+        self._thread = threading.Thread(target=read, daemon=True)
+        self._thread.start()
+        try:
+            wait_for(lambda: self._started.is_set() or self.proc.poll() is not None, 30,
+                     what="tshark to start capturing")
+            if not self._started.is_set():
+                raise AssertionError(f"tshark exited {self.proc.returncode}: {self._stderr}")
+        except BaseException:
+            kill_and_reap(self.proc)
+            raise
+        return self
+
+    def wait_packets(self, display_filter: str, count: int, timeout: float = 20.0) -> None:
+        """Wait until the file holds `count` packets matching the filter:
+        dumpcap writes with a delay, and SIGINT drops what it holds."""
+        def enough():
+            r = subprocess.run(["tshark", "-r", self.path, "-Y", display_filter], capture_output=True,
+                               env=self.env, timeout=TSHARK_TIMEOUT)
+            # exit 2 = the file ends mid-packet (still being written)
+            return len(r.stdout.splitlines()) >= count
+        wait_for(enough, timeout, interval=0.2, what=f"{count} packets matching {display_filter!r} in {self.path}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_and_reap(self.proc)
+                raise AssertionError("tshark did not stop within 20s of SIGINT")
+        if self.proc:
+            self._thread.join(5)
+            with contextlib.suppress(Exception):
+                self.proc.stderr.close()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False
+
+
+def tshark_read(path: str, home: str, display_filter: str, fields=(), prefs=()) -> str:
+    """Read a capture file with an empty profile; returns stdout."""
+    argv = ["tshark", "-r", path, "-Y", display_filter]
+    for p in prefs:
+        argv += ["-o", p]
+    if fields:
+        argv += ["-T", "fields"] + [x for f in fields for x in ("-e", f)]
+    r = subprocess.run(argv, capture_output=True, env=tshark_env(home), timeout=TSHARK_TIMEOUT)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} exited {r.returncode}: {r.stderr.decode(errors='replace')[-2000:]}")
+    return r.stdout.decode(errors="replace")

@@ -158,6 +158,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   copts.uid = o.uid;
   const bool keylog_mode = o.mode == "keylog";
   copts.keys = keylog_mode;
+  copts.data = !keylog_mode;
 
   auto capture = TlsCapture::create(copts);
   if (!capture) {
