@@ -136,6 +136,12 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool 
         if (!l) {
           int err = errno;
           if (pid > 0 && err == ESRCH) break;  // the process exited meanwhile
+          // Found through /proc/PID/root of a process that has exited since
+          // discovery (the key probe makes that window longer): not an error.
+          if (err == ENOENT && t.path.rfind("/proc/", 0) == 0) {
+            notes_.push_back(fmt::format("{}: its process exited before the probes were attached", t.display));
+            return {};
+          }
           return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", ret ? "uret" : "u", h.function,
                                         t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "",
                                         std::strerror(err)),
