@@ -243,6 +243,10 @@ int run_tls_command(const TlsCommandOptions& o) {
   processor.start();
   for (auto& r : readers) r->start();
 
+  // Before "ready:": whoever waits for that line can rely on this one.
+  if (keylog_mode)
+    log("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
+        cap.targets().size(), o.keylog_file);
   log("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
       cap.targets().size(),
       fmt::join([&] {
@@ -252,9 +256,6 @@ int run_tls_command(const TlsCommandOptions& o) {
       }(),
                 ", "),
       rings.size(), cap.skeleton().ring_bytes() / 1024, nreaders);
-  if (keylog_mode)
-    log("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
-        cap.targets().size(), o.keylog_file);
   auto started = std::chrono::steady_clock::now();
 
   int exit_code = 0;
