@@ -920,6 +920,8 @@ def clearcap_run(*args, timeout: float = CLIENT_TIMEOUT) -> subprocess.Completed
     argv = [clearcap_bin(), *map(str, args)]
     log("running: " + " ".join(argv))
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
 # --------------------------------------------------------------------------
 # tshark (the judge of keys and pcapng files)
 # --------------------------------------------------------------------------
