@@ -41,6 +41,12 @@ class TlsCapture {
   const std::vector<std::string>& key_notes() const { return key_notes_; }
   size_t key_targets() const { return key_targets_; }
 
+  // Attaches the data probes to one more target with the same code as
+  // create() (bench/probe_cost uses it on a test function named as SSL_write).
+  Result<void> attach_target(const TlsTarget& t) {
+    return attach_target(t, static_cast<uint32_t>(targets_.size()), true);
+  }
+
  private:
   TlsCapture() = default;
   Result<void> attach_target(const TlsTarget& t, uint32_t index, bool data);
