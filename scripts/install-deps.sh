@@ -21,11 +21,17 @@ BUILD_PKGS=(
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket)
 
+# Only tools/perf-harness needs these; it installs them itself (--perf), so
+# the test run does not.
+PERF_PKGS=(wrk bpftrace nginx-light openssl)
+
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
   want+=("${TEST_PKGS[@]}")
   # node: any build will do (the image's own, or Debian's).
   command -v node >/dev/null 2>&1 || want+=(nodejs)
+elif [ "${1:-}" = "--perf" ]; then
+  want+=("${PERF_PKGS[@]}")
 fi
 
 missing=()

@@ -237,9 +237,9 @@ struct Pipeline {
   std::vector<std::unique_ptr<RingReader>> readers;
   std::unique_ptr<Processor> processor;
 
-  Result<void> start(TlsSkeleton& skel) {
+  Result<void> start(TlsSkeleton& skel, size_t want_readers) {
     const auto& rings = skel.ring_fds();
-    size_t nreaders = std::min<size_t>(4, rings.size());  // clearcap's default
+    size_t nreaders = std::min<size_t>(want_readers ? want_readers : 4, rings.size());  // clearcap's default
     std::vector<std::vector<int>> groups(nreaders);
     for (size_t i = 0; i < rings.size(); ++i) groups[i % nreaders].push_back(rings[i]);
     std::vector<BatchSource*> srcs;
@@ -263,7 +263,8 @@ struct Pipeline {
 
 class Runner {
  public:
-  Runner(Targets t, TlsPair& tls, size_t calls) : t_(std::move(t)), tls_(tls), calls_(calls) {}
+  Runner(Targets t, TlsPair& tls, size_t calls, size_t readers)
+      : t_(std::move(t)), tls_(tls), calls_(calls), readers_(readers) {}
 
   Result<Sample> run(const Condition& c) {
     std::vector<unsigned char> payload(c.payload);
@@ -292,7 +293,7 @@ class Runner {
         TlsTarget fn{t_.exe, t_.exe, {{"SSL_write", t_.fn_off}}, {getpid()}};
         if (auto r = cap->attach_target(fn); !r) return tl::unexpected(r.error());
       }
-      if (auto r = pipe.start(cap->skeleton()); !r) return tl::unexpected(r.error());
+      if (auto r = pipe.start(cap->skeleton(), readers_); !r) return tl::unexpected(r.error());
     }
 
     auto call = [&] {
@@ -349,6 +350,7 @@ class Runner {
   Targets t_;
   TlsPair& tls_;
   size_t calls_;
+  size_t readers_;  // 0: clearcap's default
 };
 
 double median(std::vector<double> v) {
@@ -357,7 +359,7 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-int run_bench(size_t calls, int rounds, const std::string& json_out, const std::string& only) {
+int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_out, const std::string& only) {
   auto targets = find_targets();
   if (!targets) {
     log("{}", targets.error().message);
@@ -383,7 +385,7 @@ int run_bench(size_t calls, int rounds, const std::string& json_out, const std::
       conds.push_back({"ssl/floor/16k", ssl, Probe::kFloor, 16384, false});
     }
   }
-  Runner runner(*targets, **tls, calls);
+  Runner runner(*targets, **tls, calls, readers);
   std::vector<std::vector<Sample>> samples(conds.size());
   for (int r = 0; r < rounds; ++r) {
     for (size_t k = 0; k < conds.size(); ++k) {
@@ -499,6 +501,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "smoke run: 1 round of 2000 calls");
   app.add_option("--json", json_out, "write the results as JSON to this file");
   app.add_option("--only", only, "fn or ssl: one function only")->check(CLI::IsMember({"fn", "ssl"}));
+  size_t readers = 0;
+  app.add_option("--readers", readers, "reader threads (default: clearcap's, one per CPU up to 4)");
   int pid = -1;
   std::string libssl;
   auto* floor_cmd = app.add_subcommand("attach-floor", "count-only probes on a process's libssl until SIGINT");
@@ -516,5 +520,5 @@ int main(int argc, char** argv) {
     calls = 2000;
     rounds = 1;
   }
-  return clearcap::run_bench(calls, rounds, json_out, only);
+  return clearcap::run_bench(calls, rounds, readers, json_out, only);
 }
