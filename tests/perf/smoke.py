@@ -56,6 +56,20 @@ def main():
                 positive(row["ratio_to_floor"], f"/{url} {cond} ratio_to_floor")
             positive(rows["clearcap-json"]["events_per_s_median"], f"/{url} clearcap events/s")
             positive(rows["clearcap-json"]["peak_rss_kib_max"], f"/{url} clearcap peak RSS")
+        # The regression gate: a run passes against itself and fails (exit 3)
+        # against a copy whose clearcap ratio was 50% better.
+        run = str(REPO / "tools" / "perf-harness" / "run")
+        with tempfile.TemporaryDirectory(prefix="clearcap-perf-gate-") as d:
+            same, better = os.path.join(d, "same.json"), os.path.join(d, "better.json")
+            with open(same, "w") as f:
+                json.dump(data, f)
+            res["small"]["clearcap-json"]["ratio_to_floor"] *= 1.5
+            with open(better, "w") as f:
+                json.dump(data, f)
+            if subprocess.run([run, "--check", same, "--results", same]).returncode != 0:
+                fail("--check failed a run compared with itself")
+            if subprocess.run([run, "--check", better, "--results", same]).returncode != 3:
+                fail("--check did not exit 3 on a 33% drop of a ratio")
     else:
         names = {r["name"]: r for r in data["results"]}
         for n in ("fn/none/1k", "fn/floor/1k", "fn/clearcap/1k", "fn/clearcap-wake/1k", "ssl/floor/1k",
