@@ -18,6 +18,12 @@ class BatchSource {
   virtual void recycle(Batch* b) = 0;
   // True once the source has handed over its last batch (set after it).
   virtual bool finished() const = 0;
+  // Any thread: a boot-time timestamp T such that every record with a
+  // timestamp up to T has already been handed over (0 = no promise). Set
+  // after the hand-over it covers, so a reader of it that then drains the
+  // queue has all those records. Lets the processor release records from
+  // busy sources without waiting the merge window for idle ones.
+  virtual uint64_t watermark() const { return 0; }
 };
 
 }  // namespace clearcap

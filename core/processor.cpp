@@ -1,5 +1,6 @@
 #include "core/processor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 
@@ -83,11 +84,11 @@ size_t Processor::release(bool force) {
   while (true) {
     Input* best = nullptr;
     uint64_t best_ts = 0;
-    bool all_have_data = true;
+    uint64_t idle_watermark = ~uint64_t{0};  // lowest promise among sources with nothing queued
     for (auto& in : inputs_) {
       uint64_t ts;
       if (!head_ts(in, &ts)) {
-        all_have_data = false;
+        idle_watermark = std::min(idle_watermark, in.watermark);
         continue;
       }
       if (!best || ts < best_ts) {
@@ -96,7 +97,7 @@ size_t Processor::release(bool force) {
       }
     }
     if (!best) break;
-    if (!force && !all_have_data) {
+    if (!force && best_ts > idle_watermark) {
       if (!horizon_known) {
         uint64_t now = BootClock::now_boot_ns();
         horizon = now > opts_.merge_window_ns ? now - opts_.merge_window_ns : 0;
@@ -119,6 +120,8 @@ void Processor::run() {
     // hand-over, so everything it produced is in the queue by then.
     bool all_finished = true;
     for (auto& in : inputs_) all_finished &= in.source->finished();
+    // Watermarks too: a promise read before the drain covers what is drained.
+    for (auto& in : inputs_) in.watermark = in.source->watermark();
     for (auto& in : inputs_) {
       Batch* b;
       while (in.source->full_queue().try_dequeue(b)) in.batches.push_back(b);

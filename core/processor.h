@@ -4,9 +4,9 @@
 //
 // Ordering: each reader's records are in timestamp order (one ring per CPU);
 // the head record of the reader with the smallest timestamp is released when
-// every reader has records waiting (nothing older can arrive) or when it is
-// older than the merge window (a reader with nothing to say is not waited
-// for forever).
+// every other reader either has records waiting or has promised (watermark)
+// that nothing older is still to come — or, failing both, once the record is
+// older than the merge window (a stuck reader is not waited for forever).
 //
 // Thread: constructor, start(), join() for the owner; the counters for any
 // thread; everything else runs on the processor thread.
@@ -59,6 +59,7 @@ class Processor {
   struct Input {
     BatchSource* source;
     std::deque<Batch*> batches;
+    uint64_t watermark = 0;  // source's promise, read before its queue was drained
     size_t offset = 0;  // of the next record in batches.front()
   };
   void run();

@@ -11,7 +11,15 @@
 #include <fmt/format.h>
 #include <linux/bpf.h>
 
+#include "core/boot_clock.h"
+
 namespace clearcap {
+
+namespace {
+// Upper bound on the time between a BPF program reading the clock and
+// committing its record (a 16 KiB copy and a ring commit: microseconds).
+constexpr uint64_t kInFlightNs = 2'000'000;
+}  // namespace
 
 // A mapped BPF ring buffer. Consumed directly rather than through libbpf's
 // ring_buffer__consume(), whose callback cannot leave a record in the ring:
@@ -175,9 +183,15 @@ void RingReader::run() {
     if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
     // Records are submitted without a wake-up below the threshold, so every
     // ring is checked on every tick, not just the ones epoll reported.
+    const uint64_t tick_start = BootClock::now_boot_ns();
     bool stalled = false;
     for (auto& r : rings_) stalled |= !consume(*r);
     hand_over();
+    // Every ring was drained: what was committed before tick_start is handed
+    // over. A record stamped just before tick_start may still be between its
+    // timestamp and its commit; kInFlightNs covers that window.
+    if (!stalled && tick_start > kInFlightNs)
+      watermark_.store(tick_start - kInFlightNs, std::memory_order_release);
     if (stalled) {
       // The ring still has data, so epoll would return at once: wait for the
       // processor to give a batch back instead of spinning.

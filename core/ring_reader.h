@@ -44,6 +44,7 @@ class RingReader : public BatchSource {
   void request_stop() { stop_.store(true, std::memory_order_release); }
   void join();
   bool finished() const override { return finished_.load(std::memory_order_acquire); }
+  uint64_t watermark() const override { return watermark_.load(std::memory_order_acquire); }
   int id() const { return id_; }
 
   Queue& full_queue() override { return full_; }
@@ -80,6 +81,7 @@ class RingReader : public BatchSource {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> watermark_{0};
   std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0};
   std::string error_;
   std::atomic<bool> has_error_{false};

@@ -133,5 +133,40 @@ TEST(Processor, HoldsRecentRecordsWhileAnotherSourceIsSilent) {
   EXPECT_EQ(sink.events[2].payload, "future");
 }
 
+TEST(Processor, IdleSourceWatermarkReleasesWithoutWaitingTheWindow) {
+  ScriptedSource busy, idle;
+  uint64_t now = BootClock::now_boot_ns();
+  // Far inside any merge window: only a promise from the idle source can
+  // release these before the sources finish.
+  busy.add(record(now + 60'000'000'000ull, 1, 0, "first"));
+  busy.add(record(now + 61'000'000'000ull, 1, 5, "second"));
+  busy.flush();
+  idle.set_watermark(now + 60'500'000'000ull);  // covers "first" only
+  CollectingSink sink;
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  Processor p({&busy, &idle}, sink, {}, &wake);
+  p.start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (p.events() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(p.events(), 1u) << "the record under the watermark must be released at once";
+  // Give it a chance to (wrongly) release the second one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(p.events(), 1u) << "a record above every idle source's watermark must be held";
+  idle.set_watermark(now + 62'000'000'000ull);
+  wake.signal();
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (p.events() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(p.events(), 2u);
+  busy.finish();
+  idle.finish();
+  wake.signal();
+  p.join();
+  ASSERT_EQ(sink.events.size(), 2u);
+  EXPECT_EQ(sink.events[0].payload, "first");
+  EXPECT_EQ(sink.events[1].payload, "second");
+}
+
 }  // namespace
 }  // namespace clearcap

@@ -40,6 +40,8 @@ class ScriptedSource : public BatchSource {
     ++recycled_;
   }
   bool finished() const override { return finished_.load(); }
+  uint64_t watermark() const override { return watermark_.load(); }
+  void set_watermark(uint64_t ts) { watermark_.store(ts); }
   size_t recycled() const { return recycled_; }
   size_t batches() const { return owned_.size(); }
 
@@ -49,6 +51,7 @@ class ScriptedSource : public BatchSource {
   Batch* current_ = nullptr;
   Queue queue_{64};
   std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> watermark_{0};
   std::atomic<size_t> recycled_{0};
 };
 
