@@ -87,7 +87,10 @@ Result<void> TlsCapture::learn_keys() {
 TlsCapture::~TlsCapture() { detach(); }
 
 void TlsCapture::detach() {
-  for (bpf_link* l : links_) bpf_link__destroy(l);
+  // Reverse order: return probes go before their entries, so no call can
+  // reach a return probe after its entry probe is gone (a false "missing
+  // entry state" loss); a call caught between only leaves stale entry state.
+  for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
   links_.clear();
 }
 
@@ -125,8 +128,11 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool 
       auto it = t.offsets.find(h.function);
       if (it == t.offsets.end()) continue;
       if (!data && h.ret == s->progs.ssl_ret) continue;  // plaintext hooks
-      // Return probe first: an entry without its return would leave state.
-      for (bool ret : {true, false}) {
+      // Entry probe first: a call that starts between the two attachments
+      // then only leaves stale per-thread state (overwritten by the thread's
+      // next call). The other order would make its return probe run without
+      // entry state and count a loss that is not one.
+      for (bool ret : {false, true}) {
         bpf_program* prog = ret ? h.ret : h.entry;
         if (!prog) continue;
         // The cookie names the target: the handshake return probe finds the
