@@ -187,4 +187,53 @@ ShownPayload shown_payload(const Event& ev, const FormatOptions& opts) {
   return shown;
 }
 
+namespace {
+constexpr size_t kHexBytesPerLine = 16;
+}  // namespace
+
+// `hexdump -C` layout:
+// 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|
+void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes) {
+  for (size_t off = 0; off < bytes.size(); off += kHexBytesPerLine) {
+    const auto row = bytes.subspan(off, std::min(kHexBytesPerLine, bytes.size() - off));
+    char* const line = w.reserve(79);  // 8 + 2 + 16*3 + 1 + 2 + 16 + 2
+    char* p = line;
+    for (int shift = 28; shift >= 0; shift -= 4) *p++ = kHexDigits[(off >> shift) & 0xf];
+    *p++ = ' ';
+    *p++ = ' ';
+    for (size_t i = 0; i < kHexBytesPerLine; ++i) {
+      if (i == kHexBytesPerLine / 2) *p++ = ' ';
+      if (i < row.size()) {
+        *p++ = kHexDigits[row[i] >> 4];
+        *p++ = kHexDigits[row[i] & 0xf];
+      } else {
+        *p++ = ' ';
+        *p++ = ' ';
+      }
+      *p++ = ' ';
+    }
+    *p++ = ' ';
+    *p++ = '|';
+    for (const uint8_t c : row) *p++ = c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
+    *p++ = '|';
+    *p++ = '\n';
+    w.commit(p);
+  }
+}
+
+
+// Only the start of a call can begin an HTTP/1 message; later chunks are data
+// even if their bytes happen to look like one.
+std::string_view payload_type(const Event& ev) {
+  static constexpr std::string_view kMethods[] = {"GET",  "POST",    "PUT",     "DELETE", "HEAD",
+                                                  "OPTIONS", "PATCH", "CONNECT", "TRACE"};
+  if (ev.call_off != 0) return "data";
+  const std::string_view p = as_chars(ev.payload);
+  if (p.starts_with("HTTP/1.")) return "http1_response";
+  for (const std::string_view m : kMethods) {
+    if (p.size() > m.size() && p.starts_with(m) && p[m.size()] == ' ') return "http1_request";
+  }
+  return "data";
+}
+
 }  // namespace clearcap

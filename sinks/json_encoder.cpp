@@ -94,20 +94,6 @@ void append_base64(std::string& out, std::span<const uint8_t> in) {
   *p = '=';
 }
 
-// Only the start of a call can begin an HTTP/1 message; later chunks are data
-// even if their bytes happen to look like one.
-std::string_view payload_type(const Event& ev) {
-  static constexpr std::string_view kMethods[] = {"GET",  "POST",    "PUT",     "DELETE", "HEAD",
-                                                  "OPTIONS", "PATCH", "CONNECT", "TRACE"};
-  if (ev.call_off != 0) return "data";
-  const std::string_view p = as_chars(ev.payload);
-  if (p.starts_with("HTTP/1.")) return "http1_response";
-  for (const std::string_view m : kMethods) {
-    if (p.size() > m.size() && p.starts_with(m) && p[m.size()] == ' ') return "http1_request";
-  }
-  return "data";
-}
-
 // The field writers below are small and `inline`, a hint GCC at -O2 needs to
 // inline them: a field's name then becomes a few immediate stores rather than
 // a memcpy call, and each field costs one LineWriter bounds check.
@@ -200,6 +186,19 @@ void JsonEncoder::encode(const Event& ev, std::string& out) {
     append_base64(w.string(), shown.bytes);
     w.put('"');
   }
+  w.put("}\n");
+  w.finish();
+}
+
+void JsonEncoder::encode_log(uint64_t wall_ns, std::string_view message, std::string& out) {
+  LineWriter w(out);
+  w.put("{\"time\":\"");
+  time_.append(w, wall_ns);
+  w.put('"');
+  append_field(w, "ts_ns", wall_ns);
+  append_quoted_field(w, "module", "clearcap");
+  append_key(w, "log");
+  append_json_text(w, message);
   w.put("}\n");
   w.finish();
 }

@@ -15,6 +15,10 @@ class JsonEncoder : public Encoder {
  public:
   explicit JsonEncoder(FormatOptions opts) : opts_(opts) {}
   void encode(const Event& ev, std::string& out) override;
+  // One line of clearcap's own log in the same stream:
+  // {"time":"...","ts_ns":N,"module":"clearcap","log":"<message>"}
+  // (no "type": readers tell log lines from events by the "log" key).
+  void encode_log(uint64_t wall_ns, std::string_view message, std::string& out);
 
  private:
   FormatOptions opts_;

@@ -7,8 +7,6 @@
 namespace clearcap {
 namespace {
 
-constexpr size_t kHexBytesPerLine = 16;
-
 bool is_ascii_control(uint8_t c) { return c < 0x20 || c == 0x7f; }
 
 // Index of the first byte at or after `i` that can make text unprintable
@@ -40,36 +38,6 @@ bool is_printable_text(std::span<const uint8_t> bytes, bool utf8) {
 // comm is chosen by the traced process: never let it reach a terminal raw.
 void append_sanitized(LineWriter& w, std::string_view s) {
   for (const char ch : s) w.put(is_ascii_control(static_cast<uint8_t>(ch)) ? '?' : ch);
-}
-
-// `hexdump -C` layout:
-// 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|
-void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes) {
-  for (size_t off = 0; off < bytes.size(); off += kHexBytesPerLine) {
-    const auto row = bytes.subspan(off, std::min(kHexBytesPerLine, bytes.size() - off));
-    char* const line = w.reserve(79);  // 8 + 2 + 16*3 + 1 + 2 + 16 + 2
-    char* p = line;
-    for (int shift = 28; shift >= 0; shift -= 4) *p++ = kHexDigits[(off >> shift) & 0xf];
-    *p++ = ' ';
-    *p++ = ' ';
-    for (size_t i = 0; i < kHexBytesPerLine; ++i) {
-      if (i == kHexBytesPerLine / 2) *p++ = ' ';
-      if (i < row.size()) {
-        *p++ = kHexDigits[row[i] >> 4];
-        *p++ = kHexDigits[row[i] & 0xf];
-      } else {
-        *p++ = ' ';
-        *p++ = ' ';
-      }
-      *p++ = ' ';
-    }
-    *p++ = ' ';
-    *p++ = '|';
-    for (const uint8_t c : row) *p++ = c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '.';
-    *p++ = '|';
-    *p++ = '\n';
-    w.commit(p);
-  }
 }
 
 }  // namespace

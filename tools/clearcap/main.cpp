@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
              "  clearcap tls -w cap.ccap                   record to a compressed capture file (Ctrl-C to stop)\n"
              "  clearcap export cap.ccap -o cap.pcapng     ... then open it in Wireshark (HTTP dissected, no keys)\n"
              "  clearcap tls -m keylog -k keys.log         TLS secrets for Wireshark (tls.keylog_file)\n"
+             "  clearcap tls --format json --eventaddr tcp://127.0.0.1:9000 --eventaddr events.jsonl\n"
+             "                                             to a collector and a file at once\n"
+             "  clearcap tls -l /var/log/clearcap.log --eventroratesize 100 --rotate-keep 10\n"
+             "                                             log and events to a file, rotated at 100 MB\n"
+             "SIGHUP reopens every output file (logrotate: create or copytruncate).\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
   clearcap::TlsCommandOptions o;
@@ -33,11 +38,36 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4194304));  // PID_MAX_LIMIT
   app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)");
-  app.add_option("--format", o.format, "Output format: text (human) or json (one object per line)")
-      ->check(CLI::IsMember({"text", "json"}))
+  auto& out = o.output;
+  app.add_option("--format", out.format,
+                 "Output format: text (human), json (one object per line), proto (length-delimited eCaptureQ "
+                 "LogEntry messages, as protobuf's writeDelimitedTo)")
+      ->check(CLI::IsMember({"text", "json", "proto"}))
       ->capture_default_str();
-  app.add_flag("--hex", o.hex, "Print payloads as a hex dump (text format)");
-  app.add_option("-t,--tsize", o.tsize, "Truncate each payload in the output to N bytes (0 = whole payload)");
+  app.add_flag("--hex", out.hex,
+               "Payloads as a hex dump (text; proto: the payload field carries the dump; json always has exact bytes)");
+  app.add_option("-t,--tsize", out.tsize,
+                 "Truncate each payload in the output to N bytes (0 = whole payload); text/json mark it truncated");
+  app.add_option("-l,--logaddr", out.logaddr,
+                 "Where clearcap's own log goes, and the events too unless --eventaddr is given: stdout, stderr, a "
+                 "file path, tcp://host:port, ws://host:port/path (default: log on stderr, events on stdout). Ready "
+                 "line, errors, --stats and the summary are also printed on stderr");
+  app.add_option("--eventaddr", out.eventaddrs,
+                 "Where events go (repeatable: each event goes to every one; a slow one never slows the others): "
+                 "stdout, a file path, tcp://host:port, ws://host:port/path. Network outputs reconnect with backoff "
+                 "and count what they could not deliver");
+  app.add_option("--eventroratesize", out.rotate_mb,
+                 "Rotate output files when they would grow past N MB (rotated name: FILE.YYYYmmdd-HHMMSS.EXT); 0 = off")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
+  app.add_option("--eventroratetime", out.rotate_seconds, "Rotate output files every N seconds (at the next write); 0 = off")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 86400));
+  app.add_option("--rotate-keep", out.rotate_keep, "Keep at most N rotated files per output, deleting the oldest; 0 = all");
+  app.add_flag("--private-files", out.private_files, "Create output files with mode 0600 (owner only) instead of 0644");
+  app.add_option("--output-queue-mb", out.queue_mb,
+                 "Queue per output, in MiB: what a slow or absent destination may fall behind before events are "
+                 "dropped (and counted)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{4096}))
+      ->capture_default_str();
   app.add_option("--mapsize", o.mapsize_pages, "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two)")
       ->check(CLI::Range(16u, 1u << 18))
       ->capture_default_str();

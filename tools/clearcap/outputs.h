@@ -1,21 +1,116 @@
-// Builds the event output chain from the command line.
+// The outputs of one clearcap run, built from the command line:
+// where events go (--eventaddr, repeatable: fan-out), where clearcap's own
+// log goes (-l/--logaddr), in which format, with which file rotation.
+//
+// Resolution (spec/cli.md, DESIGN: the summary stays visible):
+//   events: every --eventaddr; else (without -w) the --logaddr destination,
+//           else stdout. With -w and no --eventaddr, events go only to the
+//           capture file (its sink is not part of Outputs).
+//   log:    the --logaddr destination; else stderr (plain lines, as always).
+//   With --logaddr, the ready line, --stats lines, errors and the summary
+//   are also printed on stderr, so an interactive user still sees them;
+//   debug details go to the log destination only.
+// A destination named twice (log and events both to one file) is opened
+// once: its lines and events are interleaved in one stream.
+//
+// Thread: create()/close_events()/stop() for the main thread; sink() is
+// driven by the processor thread; log()/console()/reopen()/collect_stats()
+// from any thread.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
+#include "sinks/async_writer.h"
+#include "sinks/ecaptureq_convert.h"
 #include "sinks/event_sink.h"
+#include "sinks/json_encoder.h"
 
 namespace clearcap {
 
 struct OutputOptions {
-  std::string format = "text";  // text | json
+  std::string format = "text";  // text | json | proto
   bool hex = false;
   uint64_t tsize = 0;
+  std::vector<std::string> eventaddrs;  // empty: the log destination, else stdout
+  std::optional<std::string> logaddr;   // none: stderr
+  uint64_t rotate_mb = 0;               // --eventroratesize
+  uint64_t rotate_seconds = 0;          // --eventroratetime
+  unsigned rotate_keep = 0;             // --rotate-keep (0 = keep all)
+  bool private_files = false;           // --private-files: create files 0600
+  uint64_t queue_mb = 8;                // per-output queue (--output-queue-mb)
+  bool events_elsewhere = false;        // -w: no default event destination
 };
 
-Result<std::unique_ptr<EventSink>> make_event_output(const OutputOptions& opts);
+// Hands every event to two sinks (the capture file and the outputs).
+// Thread: as EventSink.
+class TeeSink : public EventSink {
+ public:
+  TeeSink(EventSink& a, EventSink& b) : a_(a), b_(b) {}
+  void write(const Event& ev) override {
+    a_.write(ev);
+    b_.write(ev);
+  }
+  void flush() override {
+    a_.flush();
+    b_.flush();
+  }
+  // Each sink's stats are collected by its owner.
+  void collect_stats(std::vector<SinkStats>&) const override {}
+
+ private:
+  EventSink& a_;
+  EventSink& b_;
+};
+
+class Outputs {
+ public:
+  static Result<std::unique_ptr<Outputs>> create(const OutputOptions& opts);
+  ~Outputs();
+
+  EventSink& sink() { return *sink_; }
+  bool has_event_outputs() const { return !event_names_.empty(); }
+  // One log line (no "clearcap: " prefix, no newline).
+  void log(std::string_view line);
+  // A line the user must see: logged, and on stderr when the log goes elsewhere.
+  void console(std::string_view line);
+  // SIGHUP: reopen every file.
+  void reopen();
+  // At shutdown, after the last event was handed over (see AsyncWriter).
+  void close_events();
+  void stop();
+  // SinkStats of every destination (events and log).
+  void collect_stats(std::vector<SinkStats>& out) const;
+  // "events -> a, b; log -> c" for the ready line.
+  std::string describe() const;
+  // Per destination: connects made (network peers), events delivered.
+  struct Extra {
+    std::string name;
+    bool network;
+    uint64_t connects;
+    uint64_t delivered;
+  };
+  std::vector<Extra> extras() const;
+
+ private:
+  Outputs() = default;
+  void encode_log(std::string_view line, std::string& out);
+
+  OutputOptions opts_;
+  std::vector<std::unique_ptr<AsyncWriter>> writers_;
+  std::vector<bool> network_;
+  std::unique_ptr<FanoutSink> sink_;
+  std::vector<AsyncWriter*> log_writers_;  // empty: stderr
+  std::vector<std::string> event_names_, log_names_;
+  std::mutex log_mu_;  // log encoding state below
+  JsonEncoder json_log_{FormatOptions{}};
+  ecaptureq::LogEntry log_entry_;
+  std::string log_buf_;
+};
 
 }  // namespace clearcap

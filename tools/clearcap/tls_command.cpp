@@ -32,6 +32,8 @@ namespace clearcap {
 namespace {
 
 bool g_debug = false;
+// Set while the outputs exist; before that (and after), lines go to stderr.
+Outputs* g_outputs = nullptr;
 
 int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
   if (!g_debug && level != LIBBPF_WARN) return 0;
@@ -39,9 +41,21 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
   return std::vfprintf(stderr, format, args);
 }
 
+// A log line: to the log destination (-l), else stderr.
 template <typename... Args>
 void log(fmt::format_string<Args...> f, Args&&... args) {
-  fmt::print(stderr, "clearcap: {}\n", fmt::format(f, std::forward<Args>(args)...));
+  const std::string line = fmt::format(f, std::forward<Args>(args)...);
+  if (g_outputs) g_outputs->log(line);
+  else fmt::print(stderr, "clearcap: {}\n", line);
+}
+
+// A line the user must see (ready, errors, --stats, summary): logged, and
+// also on stderr when the log goes elsewhere.
+template <typename... Args>
+void console(fmt::format_string<Args...> f, Args&&... args) {
+  const std::string line = fmt::format(f, std::forward<Args>(args)...);
+  if (g_outputs) g_outputs->console(line);
+  else fmt::print(stderr, "clearcap: {}\n", line);
 }
 
 uint32_t round_up_pow2(uint32_t v) {
@@ -58,10 +72,10 @@ struct Totals {
 };
 
 Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
-               const EventSink& sink) {
+               const Outputs& outputs, const EventSink* sink) {
   Totals t;
   if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
-  else log("{}", s.error().message);
+  else console("{}", s.error().message);
   t.events = processor.events();
   t.bytes = processor.payload_bytes();
   t.decode_errors = processor.decode_errors();
@@ -72,7 +86,8 @@ Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<st
     t.stalls += r->stalls();
     t.oversize += r->oversize();
   }
-  sink.collect_stats(t.outputs);
+  if (sink) sink->collect_stats(t.outputs);  // capture file or key log
+  outputs.collect_stats(t.outputs);
   return t;
 }
 
@@ -92,34 +107,34 @@ uint64_t lost_bytes(const Totals& t) {
 void print_status(const Totals& t, const Totals& prev, double interval_s) {
   uint64_t output_errors = 0;
   for (const auto& o : t.outputs) output_errors += o.write_errors + o.dropped_events;
-  log("stats: events {} (+{:.0f}/s), bytes {}, lost {} records / {} bytes (ring full {}), output errors {}",
+  console("stats: events {} (+{:.0f}/s), bytes {}, lost {} records / {} bytes (ring full {}), output errors {}",
       t.events, static_cast<double>(t.events - prev.events) / interval_s, t.bytes, lost_records(t), lost_bytes(t),
       t.bpf[CC_STAT_RINGBUF_FULL], output_errors);
 }
 
 void print_summary(const Totals& t, double seconds, const KeylogSink* keylog) {
   const auto& b = t.bpf;
-  log("--- summary ({:.1f} s) ---", seconds);
-  log("events: {} ({} bytes of plaintext)", t.events, t.bytes);
-  log("losses: {} ({} bytes known lost)", lost_records(t), lost_bytes(t));
-  log("  ring buffer full: {} records ({} bytes)", b[CC_STAT_RINGBUF_FULL], b[CC_STAT_RINGBUF_FULL_BYTES]);
-  log("  per-call chunk limit: {} calls ({} bytes)", b[CC_STAT_CHUNK_LIMIT], b[CC_STAT_CHUNK_LIMIT_BYTES]);
-  log("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
-  log("  calls without entry state: {}; call state table full: {}; connection table full: {}",
+  console("--- summary ({:.1f} s) ---", seconds);
+  console("events: {} ({} bytes of plaintext)", t.events, t.bytes);
+  console("losses: {} ({} bytes known lost)", lost_records(t), lost_bytes(t));
+  console("  ring buffer full: {} records ({} bytes)", b[CC_STAT_RINGBUF_FULL], b[CC_STAT_RINGBUF_FULL_BYTES]);
+  console("  per-call chunk limit: {} calls ({} bytes)", b[CC_STAT_CHUNK_LIMIT], b[CC_STAT_CHUNK_LIMIT_BYTES]);
+  console("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
+  console("  calls without entry state: {}; call state table full: {}; connection table full: {}",
       b[CC_STAT_NO_ENTRY_STATE], b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
-  log("  no ring for CPU: {}; record scratch busy (preempted): {}; oversize records: {}; undecodable records: {}",
+  console("  no ring for CPU: {}; record scratch busy (preempted): {}; oversize records: {}; undecodable records: {}",
       b[CC_STAT_NO_RING], b[CC_STAT_SCRATCH_BUSY], t.oversize, t.decode_errors);
   if (keylog)
-    log("keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete); key "
+    console("keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete); key "
         "records dropped (ring full): {}; key reads that faulted: {}",
         keylog->handshakes(), keylog->path(), keylog->duplicates(), keylog->incomplete(), b[CC_STAT_KEYS_RINGBUF_FULL],
         b[CC_STAT_KEYS_READ_FAULT]);
-  log("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
+  console("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
   for (const auto& o : t.outputs)
-    log("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
+    console("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
         o.dropped_bytes, o.dropped_events,
         o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : "");
-  log("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}", b[CC_STAT_NO_FD],
+  console("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}", b[CC_STAT_NO_FD],
       b[CC_STAT_FILTERED], t.stalls);
 }
 
@@ -148,6 +163,29 @@ int run_tls_command(const TlsCommandOptions& o) {
   pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed stdout is an output error, counted
 
+  // Outputs first (their writer threads inherit the blocked signals): a bad
+  // destination stops clearcap before any probe is attached, and the
+  // messages below already go to the log destination. -w and -m keylog have
+  // sinks of their own: events then go to --eventaddr only when given.
+  OutputOptions out_opts = o.output;
+  out_opts.events_elsewhere = !o.capture_file.empty() || o.mode == "keylog";
+  auto outputs_r = Outputs::create(out_opts);
+  if (!outputs_r) {
+    log("{}", outputs_r.error().message);
+    return 1;
+  }
+  std::unique_ptr<Outputs> outputs = std::move(*outputs_r);
+  g_outputs = outputs.get();
+  // Whatever way this function returns, the writers deliver what was
+  // queued and log lines go back to stderr.
+  struct Reset {
+    std::unique_ptr<Outputs>& o;
+    ~Reset() {
+      if (o) o->stop();
+      g_outputs = nullptr;
+    }
+  } reset{outputs};
+
   TlsCapture::Options copts;
   uint32_t pages = round_up_pow2(o.mapsize_pages);
   if (pages != o.mapsize_pages) log("--mapsize {} rounded up to {} pages", o.mapsize_pages, pages);
@@ -162,7 +200,7 @@ int run_tls_command(const TlsCommandOptions& o) {
 
   auto capture = TlsCapture::create(copts);
   if (!capture) {
-    log("{}", capture.error().message);
+    console("{}", capture.error().message);
     return 1;
   }
   auto& cap = **capture;
@@ -177,22 +215,23 @@ int run_tls_command(const TlsCommandOptions& o) {
     // Why a library gives no keys is always shown: silence would look like
     // a capture with no handshakes.
     for (const auto& n : cap.key_notes())
-      if (o.debug || n.rfind("keys cannot", 0) == 0) log("{}", n);
+      if (o.debug || n.rfind("keys cannot", 0) == 0) console("{}", n);
     if (cap.key_targets() == 0) {
-      log("no hooked library gives TLS keys (see above); nothing to capture in -m keylog");
+      console("no hooked library gives TLS keys (see above); nothing to capture in -m keylog");
       return 1;
     }
   }
 
-  // -m keylog: key lines to -k. -w: events go to the capture file only (like
-  // tcpdump -w). Either way their losses are in the summary like any output's.
+  // -m keylog: key lines to -k. -w: events go to the capture file (like
+  // tcpdump -w), and also to every --eventaddr when some are given. Either
+  // way their losses are in the summary like any output's.
   std::unique_ptr<EventSink> output;
   KeylogSink* keylog = nullptr;
   CaptureFileSink* capture_file = nullptr;
   if (keylog_mode) {
     auto k = KeylogSink::open(o.keylog_file);
     if (!k) {
-      log("{}", k.error().message);
+      console("{}", k.error().message);
       return 1;
     }
     keylog = k->get();
@@ -203,20 +242,21 @@ int run_tls_command(const TlsCommandOptions& o) {
     wopts.clearcap_version = CLEARCAP_VERSION;
     auto w = CaptureFileSink::open(o.capture_file, wopts);
     if (!w) {
-      log("{}", w.error().message);
+      console("{}", w.error().message);
       return 1;
     }
     capture_file = w->get();
     output = std::move(*w);
-  } else {
-    auto made = make_event_output(OutputOptions{o.format, o.hex, o.tsize});
-    if (!made) {
-      log("{}", made.error().message);
-      return 1;
-    }
-    output = std::move(*made);
   }
-  EventSink& sink = *output;
+  std::unique_ptr<TeeSink> tee;
+  EventSink* sink_ptr = &outputs->sink();
+  if (output && outputs->has_event_outputs()) {
+    tee = std::make_unique<TeeSink>(*output, outputs->sink());
+    sink_ptr = tee.get();
+  } else if (output) {
+    sink_ptr = output.get();
+  }
+  EventSink& sink = *sink_ptr;
 
   moodycamel::spsc_sema::LightweightSemaphore wake;
   const auto& rings = cap.skeleton().ring_fds();
@@ -232,7 +272,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     readers.push_back(std::make_unique<RingReader>(i, groups[static_cast<size_t>(i)], cap.skeleton().ring_bytes(),
                                                    ropts, &wake));
     if (auto r = readers.back()->open(); !r) {
-      log("{}", r.error().message);
+      console("{}", r.error().message);
       return 1;
     }
     reader_ptrs.push_back(readers.back().get());
@@ -245,9 +285,9 @@ int run_tls_command(const TlsCommandOptions& o) {
 
   // Before "ready:": whoever waits for that line can rely on this one.
   if (keylog_mode)
-    log("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
+    console("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
         cap.targets().size(), o.keylog_file);
-  log("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
+  console("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
       cap.targets().size(),
       fmt::join([&] {
         std::vector<std::string> names;
@@ -256,6 +296,7 @@ int run_tls_command(const TlsCommandOptions& o) {
       }(),
                 ", "),
       rings.size(), cap.skeleton().ring_bytes() / 1024, nreaders);
+  log("outputs: {}", outputs->describe());
   auto started = std::chrono::steady_clock::now();
 
   int exit_code = 0;
@@ -265,9 +306,14 @@ int run_tls_command(const TlsCommandOptions& o) {
     timespec tick{1, 0};
     int sig = sigtimedwait(&stop_set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      // logrotate: every file output is closed and opened again by its writer.
+      log("SIGHUP: reopening output files");
+      outputs->reopen();
+    }
     auto now = std::chrono::steady_clock::now();
     if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
-      Totals t = collect(cap, processor, readers, sink);
+      Totals t = collect(cap, processor, readers, *outputs, output.get());
       print_status(t, last_status, std::chrono::duration<double>(now - last_status_at).count());
       last_status = t;
       last_status_at = now;
@@ -275,7 +321,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     bool failed = false;
     for (auto& r : readers) {
       if (r->finished() && !r->error().empty()) {
-        log("reader {} failed: {}", r->id(), r->error());
+        console("reader {} failed: {}", r->id(), r->error());
         failed = true;
       }
     }
@@ -286,21 +332,25 @@ int run_tls_command(const TlsCommandOptions& o) {
   }
 
   // Stop producing, then drain: readers empty their rings, the processor
-  // delivers everything, the sink flushes.
+  // delivers everything, the writers deliver their queues (or count what
+  // they could not), and only then are the losses summed up.
   cap.detach();
   for (auto& r : readers) r->request_stop();
   for (auto& r : readers) r->join();
   processor.join();
   sink.flush();
   if (capture_file) capture_file->finish();  // last frame compressed and written, file closed
+  outputs->close_events();
   if (!processor.error().empty()) {
-    log("processor failed: {}", processor.error());
+    console("processor failed: {}", processor.error());
     exit_code = 1;
   }
 
-  Totals t = collect(cap, processor, readers, sink);
+  Totals t = collect(cap, processor, readers, *outputs, output.get());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   print_summary(t, secs, keylog);
+  for (const auto& x : outputs->extras())
+    if (x.network) console("output {}: {} records delivered, {} connection(s) made", x.name, x.delivered, x.connects);
   return exit_code;
 }
 

@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "tools/clearcap/outputs.h"
+
 namespace clearcap {
 
 struct TlsCommandOptions {
   std::vector<int> pids;
   uint32_t uid = 0;
   std::optional<std::string> libssl;
-  std::string format = "text";  // text | json
-  bool hex = false;
-  uint64_t tsize = 0;
+  OutputOptions output;  // format, destinations, rotation
   uint32_t mapsize_pages = 1024;  // per CPU
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
   int readers = 0;                // 0 = min(CPUs, 4)

@@ -1,0 +1,135 @@
+// AsyncWriter: one output destination served by its own writer thread, so
+// that a slow or absent destination never slows capture or the other
+// outputs.
+//
+// The processor thread pushes encoded events into a bounded ByteRing
+// (preallocated, no allocation or lock per event). When the ring is full the
+// whole event is dropped and counted (SinkStats::dropped_events/_bytes). The
+// writer thread drains the ring to its Transport; while a network peer is
+// away the ring holds what arrives (that is the bounded buffer) and the
+// writer reconnects with exponential backoff (initial_backoff doubling up to
+// max_backoff). A record whose send failed is counted as dropped.
+//
+// clearcap's own log lines come from other threads (rarely): push_log()
+// takes a mutex and a small bounded queue, kept apart from the event ring
+// so that the event path stays single-producer and lock-free. The writer
+// sends pending log lines before the events it drains next.
+//
+// Thread: constructor, start(), close_events(), stop() for the owner; push()/wake() for the
+// one producer (the processor thread); push_log(), request_reopen(),
+// collect_stats() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <readerwriterqueue/atomicops.h>
+
+#include "sinks/byte_ring.h"
+#include "sinks/event_sink.h"
+#include "sinks/transport.h"
+
+namespace clearcap {
+
+class AsyncWriter {
+ public:
+  struct Options {
+    size_t queue_bytes = 8u << 20;  // event ring (rounded up to a power of two)
+    size_t log_queue_lines = 4096;  // pending log lines
+    std::chrono::milliseconds initial_backoff{100};
+    std::chrono::milliseconds max_backoff{5000};
+    // At stop: how long the writer may keep delivering what is queued (and
+    // try to reach an absent peer once more) before counting the rest lost.
+    std::chrono::milliseconds drain_timeout{3000};
+  };
+
+  AsyncWriter(std::string name, std::unique_ptr<Transport> transport, Options opts);
+  ~AsyncWriter();  // stop()
+  AsyncWriter(const AsyncWriter&) = delete;
+  AsyncWriter& operator=(const AsyncWriter&) = delete;
+
+  void start();
+  // Owner, at shutdown once the producer has pushed its last event: the
+  // writer delivers the queued events (bounded by drain_timeout), counts what
+  // it could not deliver as lost, and returns; log lines keep flowing, so
+  // the summary written afterwards (with final counts) still reaches this
+  // destination.
+  void close_events();
+  // Delivers what is queued (bounded by drain_timeout), closes, joins.
+  void stop();
+
+  // Producer thread: queues one encoded event; false (and counted) when the
+  // ring has no room for it.
+  bool push(std::string_view record);
+  // Producer thread: wake the writer (the pipeline is idle).
+  void wake() { sem_.signal(); }
+  // Any thread.
+  void push_log(std::string_view record);
+  void request_reopen() {
+    reopen_.store(true, std::memory_order_relaxed);
+    sem_.signal();
+  }
+
+  const std::string& name() const { return name_; }
+  SinkStats stats() const;
+  uint64_t delivered_events() const { return delivered_.load(std::memory_order_relaxed); }
+  uint64_t connects() const { return connects_.load(std::memory_order_relaxed); }
+  bool connected() const { return connected_.load(std::memory_order_relaxed); }
+
+ private:
+  void run(std::stop_token st);
+  // Sends what is queued; false when the transport failed.
+  bool drain_once();
+  void count_lost(uint64_t events, uint64_t bytes) {
+    dropped_events_.fetch_add(events, std::memory_order_relaxed);
+    dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void failed(const Error& e);
+  // Writer thread: counts every queued event as lost and forgets it.
+  void discard_events();
+
+  std::string name_;
+  std::unique_ptr<Transport> transport_;
+  Options opts_;
+  ByteRing ring_;
+  moodycamel::spsc_sema::LightweightSemaphore sem_;
+  std::mutex log_mu_;
+  std::deque<std::string> logs_;  // guarded by log_mu_
+  std::atomic<bool> reopen_{false};
+  std::atomic<bool> stopping_{false};
+  std::jthread thread_;
+  // Writer-thread scratch (grows to the largest batch, then no allocation).
+  std::string batch_;
+  std::vector<size_t> ends_;
+  // Any thread reads (relaxed: plain counters).
+  std::atomic<uint64_t> dropped_events_{0}, dropped_bytes_{0}, write_errors_{0}, delivered_{0}, connects_{0};
+  std::atomic<int> last_errno_{0};
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> close_events_{false};
+  std::atomic<bool> events_done_{false};
+};
+
+// The EventSink of the outputs: encodes each event once and pushes the bytes
+// to every AsyncWriter (fan-out).
+// Thread: write()/flush() on the processor thread; collect_stats() any.
+class FanoutSink : public EventSink {
+ public:
+  FanoutSink(std::unique_ptr<Encoder> encoder, std::vector<AsyncWriter*> writers);
+  void write(const Event& ev) override;
+  void flush() override;
+  void collect_stats(std::vector<SinkStats>& out) const override;
+
+ private:
+  std::unique_ptr<Encoder> encoder_;
+  std::vector<AsyncWriter*> writers_;
+  std::string scratch_;
+};
+
+}  // namespace clearcap

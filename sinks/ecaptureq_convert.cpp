@@ -1,0 +1,92 @@
+#include "sinks/ecaptureq_convert.h"
+
+#include <random>
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include "sinks/format_util.h"
+
+namespace clearcap {
+
+EcqEventType ecq_event_type(std::string_view json_type) {
+  if (json_type == "http1_request") return EcqEventType::kHttp1Request;
+  if (json_type == "http1_response") return EcqEventType::kHttp1Response;
+  if (json_type == "http2_request") return EcqEventType::kHttp2Request;
+  if (json_type == "http2_response") return EcqEventType::kHttp2Response;
+  if (json_type == "websocket") return EcqEventType::kWebSocket;
+  return EcqEventType::kUnknown;
+}
+
+uint64_t run_id() {
+  static const uint64_t id = [] {
+    std::random_device rd;  // /dev/urandom
+    return (uint64_t{rd()} << 32) | rd();
+  }();
+  return id;
+}
+
+void fill_log_entry(const Event& ev, const FormatOptions& opts, ecaptureq::LogEntry& entry) {
+  entry.set_log_type(ecaptureq::LOG_TYPE_EVENT);
+  ecaptureq::Event* e = entry.mutable_event_payload();
+  const ShownPayload shown = shown_payload(ev, opts);
+  const AddrFamily family = addr_family(ev);
+  const bool known = family != AddrFamily::kUnknown;
+
+  e->set_timestamp(static_cast<int64_t>(ev.wall_ns));
+  std::string* uuid = e->mutable_uuid();
+  uuid->clear();
+  {
+    char buf[64];
+    char* p = buf;
+    const uint64_t id = run_id();
+    for (int shift = 60; shift >= 0; shift -= 4) *p++ = kHexDigits[(id >> shift) & 0xf];
+    *p++ = '-';
+    p = write_uint(p, ev.conn_id);
+    *p++ = '-';
+    *p++ = ev.direction == Direction::kWrite ? 'w' : 'r';
+    uuid->append(buf, p);
+  }
+  const IpText src(family, ev.saddr), dst(family, ev.daddr);
+  e->mutable_src_ip()->assign(src.view());
+  e->set_src_port(known ? ev.sport : 0);
+  e->mutable_dst_ip()->assign(dst.view());
+  e->set_dst_port(known ? ev.dport : 0);
+  e->set_pid(ev.pid);
+  e->mutable_pname()->assign(ev.comm);
+  e->set_type(static_cast<uint32_t>(ecq_event_type(payload_type(ev))));
+  e->set_length(static_cast<uint32_t>(shown.bytes.size()));
+  std::string* payload = e->mutable_payload();
+  payload->clear();
+  if (opts.hex) {
+    LineWriter w(*payload);
+    append_hex_dump(w, shown.bytes);
+    w.finish();
+  } else {
+    payload->append(as_chars(shown.bytes));
+  }
+}
+
+void fill_log_line(std::string_view line, ecaptureq::LogEntry& entry) {
+  entry.set_log_type(ecaptureq::LOG_TYPE_PROCESS_LOG);
+  entry.mutable_run_log()->assign(line);
+}
+
+void append_delimited(const google::protobuf::MessageLite& msg, std::string& out) {
+  const size_t n = msg.ByteSizeLong();
+  uint8_t len[10];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(n, len);
+  const size_t start = out.size();
+  out.resize(start + static_cast<size_t>(end - len) + n);
+  char* p = out.data() + start;
+  std::memcpy(p, len, static_cast<size_t>(end - len));
+  p += end - len;
+  // ByteSizeLong() above cached the sizes this call relies on.
+  msg.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p));
+}
+
+void ProtoEncoder::encode(const Event& ev, std::string& out) {
+  fill_log_entry(ev, opts_, entry_);
+  append_delimited(entry_, out);
+}
+
+}  // namespace clearcap
