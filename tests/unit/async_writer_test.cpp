@@ -1,0 +1,210 @@
+// AsyncWriter: the producer never waits for the destination; losses are
+// counted exactly; a destination that fails comes back after a backoff and
+// gets what was queued meanwhile.
+#include "sinks/async_writer.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace clearcap {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A destination the test controls. Thread: the writer thread calls the
+// Transport methods; the test thread calls release()/records().
+class FakeTransport : public Transport {
+ public:
+  std::mutex mu;
+  std::condition_variable cv;
+  bool blocked = false;          // send() waits while set
+  int failing_connects = 0;      // connect() fails this many times
+  int fail_send_after = -1;      // send() fails once after this many records
+  bool stream = true;
+  std::vector<std::string> got;  // records (or stream chunks) delivered
+  std::string bytes;
+  std::atomic<int> connect_calls{0};
+  bool open_ = false;
+
+  Result<void> connect() override {
+    ++connect_calls;
+    std::lock_guard lk(mu);
+    if (failing_connects > 0) {
+      --failing_connects;
+      return make_error("refused", ECONNREFUSED);
+    }
+    open_ = true;
+    return {};
+  }
+  bool connected() const override { return open_; }
+  bool is_stream() const override { return stream; }
+  bool is_network() const override { return true; }
+  Result<void> send(std::span<const char> rec) override {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return !blocked; });
+    if (fail_send_after == 0) {
+      fail_send_after = -1;
+      open_ = false;
+      return make_error("broken pipe", EPIPE);
+    }
+    if (fail_send_after > 0) --fail_send_after;
+    got.emplace_back(rec.data(), rec.size());
+    bytes.append(rec.data(), rec.size());
+    return {};
+  }
+  void close() override { open_ = false; }
+  void interrupt() override {
+    std::lock_guard lk(mu);
+    blocked = false;
+    cv.notify_all();
+  }
+  void release() { interrupt(); }
+  size_t delivered_bytes() {
+    std::lock_guard lk(mu);
+    return bytes.size();
+  }
+};
+
+AsyncWriter::Options small_queue() {
+  AsyncWriter::Options o;
+  o.queue_bytes = 64 * 1024;
+  o.initial_backoff = 10ms;
+  o.max_backoff = 40ms;
+  o.drain_timeout = 2000ms;
+  return o;
+}
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(AsyncWriter, StuckDestinationNeverBlocksTheProducerAndLossesAreExact) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  fake->blocked = true;
+  AsyncWriter w("fake", std::move(t), small_queue());
+  w.start();
+  const std::string rec(100, 'r');  // 104 bytes with its length in the ring
+  const int kPushes = 5000;         // ~520 KB into a 64 KiB ring
+  int accepted = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kPushes; ++i) accepted += w.push(rec) ? 1 : 0;
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 500ms) << "push() waited for the destination";
+  EXPECT_LT(accepted, kPushes);
+  // Whatever the ring did not take is counted, event by event.
+  EXPECT_EQ(w.stats().dropped_events, static_cast<uint64_t>(kPushes - accepted));
+  EXPECT_EQ(w.stats().dropped_bytes, static_cast<uint64_t>(kPushes - accepted) * rec.size());
+  fake->release();
+  w.stop();
+  // Nothing vanished: delivered + dropped == pushed.
+  EXPECT_EQ(fake->delivered_bytes(), static_cast<size_t>(w.delivered_events()) * rec.size());
+  EXPECT_EQ(w.delivered_events() + w.stats().dropped_events, static_cast<uint64_t>(kPushes));
+  EXPECT_EQ(w.delivered_events(), static_cast<uint64_t>(accepted));
+}
+
+TEST(AsyncWriter, ReconnectsWithBackoffAndDeliversWhatWasQueued) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  fake->failing_connects = 4;
+  AsyncWriter w("fake", std::move(t), small_queue());
+  w.start();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(w.push("line " + std::to_string(i) + "\n"));
+  w.wake();
+  ASSERT_TRUE(eventually([&] { return w.delivered_events() == 10; }));
+  EXPECT_EQ(fake->connect_calls.load(), 5);
+  EXPECT_EQ(w.connects(), 1u);
+  EXPECT_EQ(w.stats().last_errno, ECONNREFUSED);
+  EXPECT_EQ(w.stats().dropped_events, 0u);
+  std::string expect;
+  for (int i = 0; i < 10; ++i) expect += "line " + std::to_string(i) + "\n";
+  {
+    std::lock_guard lk(fake->mu);
+    EXPECT_EQ(fake->bytes, expect);
+  }
+  w.stop();
+}
+
+TEST(AsyncWriter, MessageTransportRetriesTheFailedRecordAfterReconnecting) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  fake->stream = false;
+  fake->fail_send_after = 3;  // the 4th record's send fails, connection drops
+  AsyncWriter w("fake", std::move(t), small_queue());
+  w.start();
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(w.push("m" + std::to_string(i)));
+  w.wake();
+  ASSERT_TRUE(eventually([&] { return w.delivered_events() == 8; }));
+  {
+    std::lock_guard lk(fake->mu);
+    EXPECT_EQ(fake->got, (std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"}));
+  }
+  EXPECT_EQ(w.connects(), 2u);
+  EXPECT_EQ(w.stats().write_errors, 1u);
+  EXPECT_EQ(w.stats().dropped_events, 0u);
+  w.stop();
+}
+
+TEST(AsyncWriter, LogLinesAndCloseEventsCountsWhatCannotBeDelivered) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  fake->failing_connects = 1 << 30;  // the peer never comes
+  auto o = small_queue();
+  o.drain_timeout = 200ms;
+  AsyncWriter w("fake", std::move(t), o);
+  w.start();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(w.push("ev"));
+  w.close_events();  // bounded by drain_timeout, then counted
+  EXPECT_EQ(w.stats().dropped_events, 5u);
+  EXPECT_EQ(w.stats().dropped_bytes, 10u);
+  w.push_log("summary");
+  w.stop();
+  EXPECT_EQ(w.stats().dropped_events, 6u);
+  EXPECT_EQ(w.delivered_events(), 0u);
+}
+
+TEST(Destination, Parsing) {
+  auto d = parse_destination("tcp://127.0.0.1:9000");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Destination::Kind::kTcp);
+  EXPECT_EQ(d->host, "127.0.0.1");
+  EXPECT_EQ(d->port, 9000);
+  d = parse_destination("ws://localhost:28257/events");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Destination::Kind::kWebSocket);
+  EXPECT_EQ(d->path, "/events");
+  d = parse_destination("ws://[::1]:1");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->host, "::1");
+  EXPECT_EQ(d->path, "/");
+  d = parse_destination("/var/log/x.jsonl");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, Destination::Kind::kFile);
+  EXPECT_EQ(parse_destination("stdout")->kind, Destination::Kind::kStdout);
+  EXPECT_EQ(parse_destination("-")->kind, Destination::Kind::kStdout);
+  EXPECT_EQ(parse_destination("stderr")->kind, Destination::Kind::kStderr);
+  for (const char* bad : {"tcp://host", "tcp://host:0", "tcp://host:70000", "tcp://h:1/x", "udp://h:1",
+                          "wss://h:1/", "tcp://:5", ""}) {
+    auto r = parse_destination(bad);
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_FALSE(r.error().message.empty());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace clearcap
