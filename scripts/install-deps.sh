@@ -19,7 +19,7 @@ BUILD_PKGS=(
   libssl-dev
 )
 # Real programs the privileged tests drive on loopback.
-TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket)
+TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets)
 
 # Only tools/perf-harness needs these; it installs them itself (--perf), so
 # the test run does not.

@@ -543,9 +543,11 @@ class Clearcap:
 
     def __init__(self, args=(), module: str = "tls", binary: str | None = None,
                  ready_timeout: float = CLEARCAP_READY_TIMEOUT,
-                 stop_timeout: float = CLEARCAP_STOP_TIMEOUT):
+                 stop_timeout: float = CLEARCAP_STOP_TIMEOUT, fmt: str = "json"):
+        # fmt: --format; with another format than json, send the events
+        # somewhere else than stdout (stdout lines are parsed as JSON).
         self.binary = binary or clearcap_bin()
-        self.argv = [self.binary, module, "--format", "json", *map(str, args)]
+        self.argv = [self.binary, module, "--format", fmt, *map(str, args)]
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen | None = None
