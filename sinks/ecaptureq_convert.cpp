@@ -52,7 +52,14 @@ void fill_log_entry(const Event& ev, const FormatOptions& opts, ecaptureq::LogEn
   e->mutable_dst_ip()->assign(dst.view());
   e->set_dst_port(known ? ev.dport : 0);
   e->set_pid(ev.pid);
-  e->mutable_pname()->assign(ev.comm);
+  // pname is a proto3 string: it must be UTF-8 (parsers reject the message
+  // otherwise), while a process may name itself with any bytes.
+  std::string* pname = e->mutable_pname();
+  pname->assign(ev.comm);
+  if (!is_valid_utf8(ev.comm)) {
+    for (char& c : *pname)
+      if (static_cast<uint8_t>(c) >= 0x80) c = '?';
+  }
   e->set_type(static_cast<uint32_t>(ecq_event_type(payload_type(ev))));
   e->set_length(static_cast<uint32_t>(shown.bytes.size()));
   std::string* payload = e->mutable_payload();

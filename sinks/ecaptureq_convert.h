@@ -31,7 +31,8 @@ uint64_t run_id();
 
 // Fills `entry` (LOG_TYPE_EVENT) with every Event field: timestamp (epoch ns),
 // uuid "<run id>-<conn_id>-<w|r>" (stable per connection and direction),
-// addresses and ports (empty/0 when the tuple is unknown), pid, pname (comm),
+// addresses and ports (empty/0 when the tuple is unknown), pid, pname (comm;
+// bytes that are not UTF-8 become '?', as proto3 strings must be UTF-8),
 // type, length (bytes of payload shown), payload. FormatOptions apply:
 // `truncate` cuts the payload (nothing marks it: the wire contract has no
 // field for that); `hex` sends a `hexdump -C` text of the bytes instead.

@@ -123,6 +123,16 @@ TEST(EcaptureqConvert, LogLineAndLargeMessageLengthPrefix) {
   EXPECT_EQ(entries[1].event_payload().src_port(), 0u);
 }
 
+TEST(EcaptureqConvert, CommThatIsNotUtf8StillParses) {
+  TestRecord rec;
+  rec.set_comm("bad\xff\xfe").with_payload("x");
+  std::string out;
+  ProtoEncoder(FormatOptions{}).encode(rec.event(), out);
+  const auto entries = decode_all(out);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].event_payload().pname(), "bad??");
+}
+
 TEST(EcaptureqConvert, TypeMapping) {
   EXPECT_EQ(ecq_event_type("http1_request"), EcqEventType::kHttp1Request);
   EXPECT_EQ(ecq_event_type("http1_response"), EcqEventType::kHttp1Response);

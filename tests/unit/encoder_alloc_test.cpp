@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sinks/async_writer.h"
+#include "sinks/ecaptureq_convert.h"
 #include "sinks/fd_writer.h"
 #include "sinks/json_encoder.h"
 #include "sinks/text_encoder.h"
@@ -126,6 +128,48 @@ TEST(EncoderAllocation, FdSinkWrite) {
             0u);
   EXPECT_EQ(sink.write_errors(), 0u);
   std::fclose(file);
+}
+
+TEST(EncoderAllocation, ProtoEncoder) {
+  ProtoEncoder enc({});
+  expect_no_allocation(enc);
+  ProtoEncoder hex(FormatOptions{.hex = true, .truncate = 100});
+  expect_no_allocation(hex);
+}
+
+// A destination that swallows everything (the writer thread's side is not
+// what is measured here).
+class NullTransport : public Transport {
+ public:
+  Result<void> connect() override { return {}; }
+  bool connected() const override { return true; }
+  Result<void> send(std::span<const char>) override { return {}; }
+  void close() override {}
+};
+
+TEST(EncoderAllocation, FanoutSinkWrite) {
+  auto recs = records();
+  std::vector<Event> events;
+  for (auto& r : recs) events.push_back(r.event());
+  AsyncWriter a("a", std::make_unique<NullTransport>(), {});
+  AsyncWriter b("b", std::make_unique<NullTransport>(), {});
+  a.start();
+  b.start();
+  FanoutSink sink(std::make_unique<JsonEncoder>(FormatOptions{}), {&a, &b});
+  for (const Event& ev : events) sink.write(ev);
+  sink.flush();
+  // The processor thread's side: encode once, copy into each writer's ring.
+  EXPECT_EQ(allocations_in([&] {
+              for (int round = 0; round < 10; ++round) {
+                for (const Event& ev : events) sink.write(ev);
+              }
+              sink.flush();
+            }),
+            0u);
+  a.stop();
+  b.stop();
+  EXPECT_EQ(a.delivered_events(), 66u);
+  EXPECT_EQ(b.stats().dropped_events, 0u);
 }
 
 }  // namespace
