@@ -74,6 +74,17 @@ void AsyncWriter::push_log(std::string_view record) {
   sem_.signal();
 }
 
+void AsyncWriter::request_reopen() {
+  {
+    // Under log_mu_: drain_once() takes log lines under the same lock and
+    // not while a reopen is pending, so a line logged after this call (such
+    // as "reopening") cannot reach the old file.
+    std::lock_guard lk(log_mu_);
+    reopen_.store(true, std::memory_order_relaxed);
+  }
+  sem_.signal();
+}
+
 SinkStats AsyncWriter::stats() const {
   return {name_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
           dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed)};
@@ -88,6 +99,7 @@ bool AsyncWriter::drain_once() {
     ends_.clear();
     {
       std::lock_guard lk(log_mu_);
+      if (reopen_.load(std::memory_order_relaxed)) return true;  // reopen first (run loop)
       while (!logs_.empty()) {
         batch_ += logs_.front();
         ends_.push_back(batch_.size());
@@ -210,6 +222,7 @@ void AsyncWriter::run(std::stop_token st) {
   // more for a peer that is away; whatever is left is counted lost.
   const auto deadline = Clock::now() + opts_.drain_timeout;
   while (has_work() && Clock::now() < deadline) {
+    if (reopen_.exchange(false, std::memory_order_relaxed)) transport_->reopen();
     if (!transport_->connected() && !try_connect()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;

@@ -71,10 +71,8 @@ class AsyncWriter {
   void wake() { sem_.signal(); }
   // Any thread.
   void push_log(std::string_view record);
-  void request_reopen() {
-    reopen_.store(true, std::memory_order_relaxed);
-    sem_.signal();
-  }
+  // Log lines pushed after this call go to the reopened file.
+  void request_reopen();
 
   const std::string& name() const { return name_; }
   SinkStats stats() const;

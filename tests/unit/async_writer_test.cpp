@@ -3,7 +3,10 @@
 // gets what was queued meanwhile.
 #include "sinks/async_writer.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -174,6 +177,40 @@ TEST(AsyncWriter, LogLinesAndCloseEventsCountsWhatCannotBeDelivered) {
   w.stop();
   EXPECT_EQ(w.stats().dropped_events, 6u);
   EXPECT_EQ(w.delivered_events(), 0u);
+}
+
+TEST(AsyncWriter, ReopenOnRequestLinesAfterItReachTheNewFile) {
+  char tmpl[] = "/tmp/clearcap-aw-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, path = dir + "/log.txt";
+  auto read = [](const std::string& p) {
+    std::string s;
+    if (FILE* f = std::fopen(p.c_str(), "rb")) {
+      char buf[256];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) s.append(buf, n);
+      std::fclose(f);
+    }
+    return s;
+  };
+  for (int round = 0; round < 20; ++round) {  // a race would show within a few rounds
+    std::remove(path.c_str());
+    std::remove((path + ".1").c_str());
+    AsyncWriter w("file", std::make_unique<FileTransport>(path, RotatingFile::Options{}), small_queue());
+    w.start();
+    w.push_log("before\n");
+    ASSERT_TRUE(eventually([&] { return w.delivered_events() == 1; }));
+    ASSERT_EQ(std::rename(path.c_str(), (path + ".1").c_str()), 0);
+    w.request_reopen();
+    w.push_log("after\n");
+    ASSERT_TRUE(eventually([&] { return w.delivered_events() == 2; }));
+    w.stop();
+    EXPECT_EQ(read(path + ".1"), "before\n");
+    EXPECT_EQ(read(path), "after\n");
+  }
+  std::remove(path.c_str());
+  std::remove((path + ".1").c_str());
+  rmdir(dir.c_str());
 }
 
 TEST(Destination, Parsing) {

@@ -308,8 +308,8 @@ int run_tls_command(const TlsCommandOptions& o) {
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
       // logrotate: every file output is closed and opened again by its writer.
-      log("SIGHUP: reopening output files");
       outputs->reopen();
+      log("SIGHUP: reopened output files");
     }
     auto now = std::chrono::steady_clock::now();
     if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
