@@ -12,6 +12,7 @@
 """
 
 import asyncio
+import contextlib
 import os
 import re
 import select
@@ -304,6 +305,44 @@ class OutputsTest(unittest.TestCase):
         # the TCP peer was away (what stdout itself dropped, because this
         # test reads it slowly, is counted on its own summary line).
         summary_output(self, cap.stderr, "stdout")
+
+    def test_tcp_peer_that_never_reads_blocks_nothing(self):
+        t1, tup = h.new_token(), h.new_token()
+        # Accepts, then never reads: clearcap's socket buffer fills and its
+        # sends block; only that output may suffer.
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(lsock.close)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(4)
+        port = lsock.getsockname()[1]
+        name = f"tcp://127.0.0.1:{port}"
+        accepted = []
+
+        def accept():
+            with contextlib.suppress(OSError):
+                while True:
+                    accepted.append(lsock.accept()[0])
+        threading.Thread(target=accept, daemon=True).start()
+        self.addCleanup(lambda: [c.close() for c in accepted])
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--eventaddr", name, "--eventaddr", "stdout",
+                             "--output-queue-mb", "1"]) as cap:
+                h.wait_for(lambda: accepted, h.EVENT_TIMEOUT, what="clearcap connecting")
+                curl_put(self, ngx.port, tup, text_body(3 << 20, tup), self.tmp)
+                cpid, _ = curl_get(self, ngx.port, f"/{t1}")
+                cap.wait_for(lambda evs: h.matching(evs, f"GET /{t1} ", pid=cpid),
+                             what="events on stdout while the TCP peer does not read")
+                stop_started = time.monotonic()
+            stop_took = time.monotonic() - stop_started  # clearcap's exit only
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        # Each writer has a bounded drain at exit (3 s), then its send is
+        # interrupted: the exit never waits for the peer.
+        h.log(f"stop took {stop_took:.1f} s")
+        self.assertLess(stop_took, 15, cap.stderr[-3000:])
+        _, dropped_bytes, dropped_events, _ = summary_output(self, cap.stderr, name)
+        self.assertGreater(dropped_events, 0, cap.stderr[-3000:])
+        self.assertGreater(dropped_bytes, 1 << 20, cap.stderr[-3000:])
 
     def test_websocket_json_frames(self):
         token = h.new_token()
