@@ -344,6 +344,20 @@ class OutputsTest(unittest.TestCase):
         self.assertGreater(dropped_events, 0, cap.stderr[-3000:])
         self.assertGreater(dropped_bytes, 1 << 20, cap.stderr[-3000:])
 
+    def test_bad_destinations_are_clear_errors(self):
+        cases = [
+            (["--eventaddr", "udp://127.0.0.1:1"], "--eventaddr: udp://127.0.0.1:1: unknown scheme 'udp://'"),
+            (["-l", "tcp://127.0.0.1:99999"], "--logaddr: tcp://127.0.0.1:99999: port '99999' is not a number"),
+            (["--eventaddr", "tcp://127.0.0.1"], "expected host:port"),
+            (["--eventaddr", os.path.join(self.tmp, "no", "such", "dir.jsonl")],
+             "cannot open for writing: No such file or directory"),
+        ]
+        for args, expect in cases:
+            r = subprocess.run([h.clearcap_bin(), "tls", *args], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 1, (args, r.stderr))
+            self.assertIn(expect, r.stderr, args)
+            self.assertNotIn("ready:", r.stderr, "must stop before attaching anything")
+
     def test_websocket_json_frames(self):
         token = h.new_token()
         port = h.free_port()

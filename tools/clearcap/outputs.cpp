@@ -26,7 +26,11 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputOptions& o) {
   else return make_error(fmt::format("--format {}: unknown format; use text, json or proto", o.format), EINVAL);
 
   std::vector<std::string> event_addrs = o.eventaddrs;
-  if (event_addrs.empty() && !o.events_elsewhere) event_addrs.push_back(o.logaddr ? *o.logaddr : "stdout");
+  const char* event_flag = "--eventaddr";
+  if (event_addrs.empty() && !o.events_elsewhere) {
+    event_addrs.push_back(o.logaddr ? *o.logaddr : "stdout");
+    event_flag = "--logaddr";
+  }
 
   TransportOptions topts;
   topts.file.max_bytes = o.rotate_mb * 1024 * 1024;
@@ -68,7 +72,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputOptions& o) {
   std::vector<AsyncWriter*> event_writers;
   for (const auto& a : event_addrs) {
     auto w = writer_for(a);
-    if (!w) return make_error(fmt::format("--eventaddr {}: {}", a, w.error().message), w.error().err);
+    if (!w) return make_error(fmt::format("{}: {}", event_flag, w.error().message), w.error().err);
     if (std::find(event_writers.begin(), event_writers.end(), *w) == event_writers.end()) {
       event_writers.push_back(*w);
       out->event_names_.push_back(a);
@@ -76,7 +80,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputOptions& o) {
   }
   if (o.logaddr) {
     auto w = writer_for(*o.logaddr);
-    if (!w) return make_error(fmt::format("--logaddr {}: {}", *o.logaddr, w.error().message), w.error().err);
+    if (!w) return make_error(fmt::format("--logaddr: {}", w.error().message), w.error().err);
     out->log_writers_.push_back(*w);
     out->log_names_.push_back(*o.logaddr);
   }
