@@ -28,7 +28,21 @@ void Processor::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Processor::set_format(const FormatOptions& opts) {
+  uint64_t word = std::min<uint64_t>(opts.truncate, kHexBit - 1) | (opts.hex ? kHexBit : 0);
+  format_word_.store(word, std::memory_order_release);
+}
+
+FormatOptions Processor::format() const {
+  uint64_t word = format_word_.load(std::memory_order_acquire);
+  return FormatOptions{(word & kHexBit) != 0, static_cast<size_t>(word & ~kHexBit)};
+}
+
 void Processor::deliver_record(std::span<const uint8_t> record) {
+  if (uint64_t word = format_word_.load(std::memory_order_relaxed); word != format_seen_) [[unlikely]] {
+    format_seen_ = word;
+    sink_.set_format(format());
+  }
   Event ev;
   if (decode_record(record, ev) != DecodeStatus::kSuccess) {
     decode_errors_.fetch_add(1, std::memory_order_relaxed);

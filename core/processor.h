@@ -51,6 +51,11 @@ class Processor {
   uint64_t late_events() const { return late_.load(std::memory_order_relaxed); }
   std::string error() const { return error_; }
 
+  // Any thread: new rendering options; the processor thread hands them to the
+  // sink before the next event (one relaxed load per event, no lock).
+  void set_format(const FormatOptions& opts);
+  FormatOptions format() const;
+
   // Runs the whole pipeline over the given records, in the calling thread
   // (replay tests and benchmarks): decode, merge-free, convert, deliver.
   void deliver_record(std::span<const uint8_t> record);
@@ -78,6 +83,11 @@ class Processor {
   uint64_t last_released_ts_ = 0;
   std::thread thread_;
   std::string error_;
+  // FormatOptions packed in one word (bit 63 = hex, low bits = truncate) so
+  // that a change is one atomic store and the per-event check one load.
+  static constexpr uint64_t kHexBit = 1ull << 63;
+  std::atomic<uint64_t> format_word_{0};
+  uint64_t format_seen_ = 0;  // processor thread: the word last handed to the sink
   std::atomic<uint64_t> events_{0}, payload_bytes_{0}, decode_errors_{0}, gaps_{0}, gap_bytes_{0}, late_{0};
 };
 

@@ -36,14 +36,9 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   if (!skel) return tl::unexpected(skel.error());
   self->skel_ = std::move(*skel);
 
-  cc_filter_cfg cfg{};
-  std::vector<uint32_t> pids(opts.discovery.pids.begin(), opts.discovery.pids.end());
-  if (!pids.empty()) cfg.flags |= CC_FILTER_PID;
-  if (opts.uid != 0) {
-    cfg.flags |= CC_FILTER_UID;
-    cfg.uid = opts.uid;
-  }
-  if (auto r = self->skel_->set_filter(cfg, pids); !r) return tl::unexpected(r.error());
+  self->keys_ = opts.keys;
+  self->data_ = opts.data;
+  if (auto r = self->set_filter(opts.discovery.pids, opts.uid, 0); !r) return tl::unexpected(r.error());
 
   if (opts.keys)
     if (auto r = self->learn_keys(); !r) return tl::unexpected(r.error());
@@ -52,7 +47,78 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   if (auto r = self->attach_tracepoints(); !r) return tl::unexpected(r.error());
   for (uint32_t i = 0; i < self->targets_.size(); ++i)
     if (auto r = self->attach_target(self->targets_[i], i, opts.data); !r) return tl::unexpected(r.error());
+  self->recount();
   return self;
+}
+
+Result<void> TlsCapture::set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id) {
+  cc_filter_cfg cfg{};
+  std::vector<uint32_t> upids(pids.begin(), pids.end());
+  if (!upids.empty()) cfg.flags |= CC_FILTER_PID;
+  if (uid != 0) {
+    cfg.flags |= CC_FILTER_UID;
+    cfg.uid = uid;
+  }
+  if (cgroup_id != 0) {
+    cfg.flags |= CC_FILTER_CGROUP;
+    cfg.cgroup_id = cgroup_id;
+  }
+  return skel_->set_filter(cfg, upids);
+}
+
+std::vector<TlsCapture::ProbeKey> TlsCapture::keys_of(const TlsTarget& t) {
+  std::vector<ProbeKey> keys;
+  if (t.pids.empty()) keys.emplace_back(t.path, -1);
+  for (int pid : t.pids) keys.emplace_back(t.path, pid);
+  return keys;
+}
+
+void TlsCapture::destroy(std::vector<bpf_link*>& links) {
+  // Reverse order: return probes go before their entries (see detach()).
+  for (auto it = links.rbegin(); it != links.rend(); ++it) bpf_link__destroy(*it);
+  links.clear();
+}
+
+void TlsCapture::recount() {
+  uprobes_ = 0;
+  for (const auto& [key, links] : probe_links_) uprobes_ += links.size();
+}
+
+Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
+  if (keys_)
+    return make_error("the targets of a keylog capture are fixed at start-up (key layouts are learnt then); "
+                      "restart clearcap with the new library",
+                      EINVAL);
+  auto found = discover_tls_targets(discovery);
+  if (!found) return tl::unexpected(found.error());
+  std::map<ProbeKey, std::pair<const TlsTarget*, uint32_t>> wanted;
+  for (uint32_t i = 0; i < found->targets.size(); ++i)
+    for (auto& key : keys_of(found->targets[i])) wanted.emplace(std::move(key), std::make_pair(&found->targets[i], i));
+
+  // Attach what is new first: a file kept as a target never goes unhooked.
+  std::map<ProbeKey, std::vector<bpf_link*>> added;
+  for (const auto& [key, target] : wanted) {
+    if (probe_links_.count(key)) continue;
+    auto links = attach_probes(*target.first, key.second, target.second, data_);
+    if (!links) {
+      for (auto& [k, ls] : added) destroy(ls);
+      return tl::unexpected(links.error());
+    }
+    added.emplace(key, std::move(*links));
+  }
+  for (auto it = probe_links_.begin(); it != probe_links_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    destroy(it->second);
+    it = probe_links_.erase(it);
+  }
+  probe_links_.merge(added);
+  targets_ = std::move(found->targets);
+  notes_ = std::move(found->notes);
+  recount();
+  return {};
 }
 
 // Start-up, before any thread: learn_key_layout forks.
@@ -90,8 +156,9 @@ void TlsCapture::detach() {
   // Reverse order: return probes go before their entries, so no call can
   // reach a return probe after its entry probe is gone (a false "missing
   // entry state" loss); a call caught between only leaves stale entry state.
-  for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
-  links_.clear();
+  for (auto& [key, links] : probe_links_) destroy(links);
+  probe_links_.clear();
+  destroy(tracepoint_links_);
 }
 
 Result<void> TlsCapture::attach_tracepoints() {
@@ -108,12 +175,23 @@ Result<void> TlsCapture::attach_tracepoints() {
                                     std::strerror(err)),
                         err);
     }
-    links_.push_back(l);
+    tracepoint_links_.push_back(l);
   }
   return {};
 }
 
 Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool data) {
+  for (const auto& key : keys_of(t)) {
+    auto links = attach_probes(t, key.second, index, data);
+    if (!links) return tl::unexpected(links.error());
+    auto& slot = probe_links_[key];
+    slot.insert(slot.end(), links->begin(), links->end());
+  }
+  recount();
+  return {};
+}
+
+Result<std::vector<bpf_link*>> TlsCapture::attach_probes(const TlsTarget& t, int pid, uint32_t index, bool data) {
   auto* s = skel_->raw();
   const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
                         {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
@@ -121,9 +199,8 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool 
                         {"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret},
                         {"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr},
                         {"SSL_do_handshake", s->progs.ssl_handshake_entry, s->progs.ssl_handshake_ret}};
-  std::vector<int> pids = t.pids;
-  if (pids.empty()) pids.push_back(-1);  // every process that maps the file
-  for (int pid : pids) {
+  std::vector<bpf_link*> links;
+  {
     for (const Hook& h : hooks) {
       auto it = t.offsets.find(h.function);
       if (it == t.offsets.end()) continue;
@@ -141,24 +218,24 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool 
         bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, t.path.c_str(), it->second, &uopts);
         if (!l) {
           int err = errno;
-          if (pid > 0 && err == ESRCH) break;  // the process exited meanwhile
+          if (pid > 0 && err == ESRCH) return links;  // the process exited meanwhile
           // Found through /proc/PID/root of a process that has exited since
           // discovery (the key probe makes that window longer): not an error.
           if (err == ENOENT && t.path.rfind("/proc/", 0) == 0) {
             notes_.push_back(fmt::format("{}: its process exited before the probes were attached", t.display));
-            return {};
+            return links;
           }
+          destroy(links);
           return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", ret ? "uret" : "u", h.function,
                                         t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "",
                                         std::strerror(err)),
                             err);
         }
-        links_.push_back(l);
-        ++uprobes_;
+        links.push_back(l);
       }
     }
   }
-  return {};
+  return links;
 }
 
 }  // namespace clearcap

@@ -1,9 +1,14 @@
 // The tls module's kernel side: loads the skeleton, sets the filters, and
 // attaches the syscall tracepoints and the uprobes on every target.
-// Thread: one owner.
+// Thread: one owner at a time. The configuration API calls set_filter() and
+// retarget() from its own threads while the command's thread only reads
+// counters through skeleton(); the owner serializes those calls (one mutex)
+// and stops the API before detach().
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +37,18 @@ class TlsCapture {
   // Detaches every probe (idempotent). Records already in the rings stay.
   void detach();
 
+  // Run-time filters through the BPF maps (nothing is detached). Empty
+  // `pids` = every process; uid 0 = every user; cgroup_id 0 = every cgroup.
+  Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id);
+
+  // Moves the uprobes to the targets `discovery` finds, keeping the rings,
+  // the tracepoints and every probe whose (file, process) stays a target:
+  // new probes are attached before the old ones go, so a target kept across
+  // the change loses no call. On error nothing changes (the probes attached
+  // so far are removed again). Records already in the rings stay. Not with
+  // Options::keys (key layouts are learnt at start-up, by forking).
+  Result<void> retarget(const DiscoveryOptions& discovery);
+
   TlsSkeleton& skeleton() { return *skel_; }
   const std::vector<TlsTarget>& targets() const { return targets_; }
   const std::vector<std::string>& notes() const { return notes_; }
@@ -52,12 +69,22 @@ class TlsCapture {
   Result<void> attach_target(const TlsTarget& t, uint32_t index, bool data);
   Result<void> learn_keys();
   Result<void> attach_tracepoints();
+  // One attachment unit: a file and one process in it (-1 = every process
+  // mapping the file). Its links are in attachment order (entries first).
+  using ProbeKey = std::pair<std::string, int>;
+  static std::vector<ProbeKey> keys_of(const TlsTarget& t);
+  Result<std::vector<bpf_link*>> attach_probes(const TlsTarget& t, int pid, uint32_t index, bool data);
+  static void destroy(std::vector<bpf_link*>& links);
+  void recount();
 
   std::unique_ptr<TlsSkeleton> skel_;
   std::vector<TlsTarget> targets_;
   std::vector<std::string> notes_;
-  std::vector<bpf_link*> links_;
+  std::vector<bpf_link*> tracepoint_links_;
+  std::map<ProbeKey, std::vector<bpf_link*>> probe_links_;
   size_t uprobes_ = 0;
+  bool keys_ = false;
+  bool data_ = true;
   std::vector<std::string> key_notes_;
   size_t key_targets_ = 0;
 };

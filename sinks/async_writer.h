@@ -122,6 +122,7 @@ class FanoutSink : public EventSink {
   FanoutSink(std::unique_ptr<Encoder> encoder, std::vector<AsyncWriter*> writers);
   void write(const Event& ev) override;
   void flush() override;
+  void set_format(const FormatOptions& opts) override { encoder_->set_options(opts); }
   void collect_stats(std::vector<SinkStats>& out) const override;
 
  private:

@@ -78,6 +78,14 @@ void fill_log_line(std::string_view line, ecaptureq::LogEntry& entry) {
   entry.mutable_run_log()->assign(line);
 }
 
+void fill_heartbeat(int64_t count, int64_t unix_s, ecaptureq::LogEntry& entry) {
+  entry.set_log_type(ecaptureq::LOG_TYPE_HEARTBEAT);
+  auto* hb = entry.mutable_heartbeat_payload();
+  hb->set_timestamp(unix_s);
+  hb->set_count(count);
+  hb->set_message("heartbeat:" + std::to_string(count));
+}
+
 void append_delimited(const google::protobuf::MessageLite& msg, std::string& out) {
   const size_t n = msg.ByteSizeLong();
   uint8_t len[10];

@@ -43,6 +43,10 @@ void fill_log_entry(const Event& ev, const FormatOptions& opts, ecaptureq::LogEn
 // LOG_TYPE_PROCESS_LOG entry carrying one line of clearcap's own log.
 void fill_log_line(std::string_view line, ecaptureq::LogEntry& entry);
 
+// LOG_TYPE_HEARTBEAT entry: `count` is the per-client counter, `unix_s` the
+// time in Unix seconds, message "heartbeat:<count>".
+void fill_heartbeat(int64_t count, int64_t unix_s, ecaptureq::LogEntry& entry);
+
 // Appends `msg` as writeDelimitedTo does: varint length, then the message.
 void append_delimited(const google::protobuf::MessageLite& msg, std::string& out);
 
@@ -52,6 +56,7 @@ class ProtoEncoder : public Encoder {
  public:
   explicit ProtoEncoder(FormatOptions opts) : opts_(opts) {}
   void encode(const Event& ev, std::string& out) override;
+  void set_options(const FormatOptions& opts) override { opts_ = opts; }
 
  private:
   FormatOptions opts_;

@@ -23,6 +23,9 @@ class Encoder {
  public:
   virtual ~Encoder() = default;
   virtual void encode(const Event& ev, std::string& out) = 0;
+  // New rendering options, applied from the next event on (set at run time
+  // through the configuration API).
+  virtual void set_options(const FormatOptions& opts) = 0;
 };
 
 // Loss and error counters of one output, for the summary and --stats.
@@ -41,6 +44,10 @@ class EventSink {
   // Push buffered bytes to the destination (called when the pipeline is idle
   // and at shutdown).
   virtual void flush() = 0;
+  // New rendering options (truncate, hex) from the next event on. The
+  // processor calls it between events when they were changed at run time.
+  // Sinks that render nothing themselves (tests, counters) keep the default.
+  virtual void set_format(const FormatOptions& /*opts*/) {}
   // Any thread (counters are read while the processor writes): appends one
   // entry per destination behind this sink.
   virtual void collect_stats(std::vector<SinkStats>& out) const = 0;

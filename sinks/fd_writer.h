@@ -28,6 +28,7 @@ class FdSink : public EventSink {
 
   void write(const Event& ev) override;
   void flush() override;
+  void set_format(const FormatOptions& opts) override { encoder_->set_options(opts); }
 
   void collect_stats(std::vector<SinkStats>& out) const override;
 

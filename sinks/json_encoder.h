@@ -19,6 +19,7 @@ class JsonEncoder : public Encoder {
   // {"time":"...","ts_ns":N,"module":"clearcap","log":"<message>"}
   // (no "type": readers tell log lines from events by the "log" key).
   void encode_log(uint64_t wall_ns, std::string_view message, std::string& out);
+  void set_options(const FormatOptions& opts) override { opts_ = opts; }
 
  private:
   FormatOptions opts_;

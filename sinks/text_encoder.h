@@ -14,6 +14,7 @@ class TextEncoder : public Encoder {
  public:
   explicit TextEncoder(FormatOptions opts) : opts_(opts) {}
   void encode(const Event& ev, std::string& out) override;
+  void set_options(const FormatOptions& opts) override { opts_ = opts; }
 
  private:
   FormatOptions opts_;

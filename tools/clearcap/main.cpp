@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
              "  clearcap tls -l /var/log/clearcap.log --eventroratesize 100 --rotate-keep 10\n"
              "                                             log and events to a file, rotated at 100 MB\n"
              "SIGHUP reopens every output file (logrotate: create or copytruncate).\n"
+             "  clearcap tls --ecaptureq ws://127.0.0.1:28257/ --listen 127.0.0.1:28256\n"
+             "                                             stream to eCaptureQ clients; retarget with POST /tls\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
   clearcap::TlsCommandOptions o;
@@ -82,6 +84,15 @@ int main(int argc, char** argv) {
                  "Print a status line (events, rate, losses by cause) to stderr every N seconds (0 = only the summary "
                  "at exit)")
       ->check(CLI::Range(0, 86400));
+  app.add_option("--ecaptureq", o.ecaptureq,
+                 "Stream events and clearcap's log to eCaptureQ WebSocket clients (protobuf LogEntry frames) on this "
+                 "URL, e.g. ws://127.0.0.1:28257/ (loopback unless another host is named; port 0 = any free port)");
+  app.add_option("--ecaptureq-token", o.ecaptureq_token,
+                 "Require this token from eCaptureQ clients (Authorization: Bearer TOKEN, or ?token=TOKEN)");
+  app.add_option("--listen", o.listen,
+                 "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /tls changes filters, library "
+                 "or output options of the running capture; GET /status, GET /metrics (Prometheus)");
+  app.add_option("--listen-token", o.listen_token, "Require Authorization: Bearer TOKEN on every API request");
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
   auto* tls = app.add_subcommand("tls", "Capture OpenSSL/BoringSSL plaintext (aliases: openssl, boringssl)");

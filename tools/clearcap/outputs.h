@@ -60,6 +60,10 @@ class TeeSink : public EventSink {
     a_.flush();
     b_.flush();
   }
+  void set_format(const FormatOptions& opts) override {
+    a_.set_format(opts);
+    b_.set_format(opts);
+  }
   // Each sink's stats are collected by its owner.
   void collect_stats(std::vector<SinkStats>&) const override {}
 

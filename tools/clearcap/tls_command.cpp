@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -14,14 +16,19 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/api_server.h"
 #include "core/boot_clock.h"
 #include "core/privileges.h"
 #include "core/processor.h"
+#include "core/prometheus_text.h"
 #include "core/ring_reader.h"
 #include "core/tls_capture.h"
 #include "sinks/capture_writer.h"
 #include "sinks/keylog.h"
+#include "sinks/ecaptureq_convert.h"
+#include "sinks/ecaptureq_server.h"
 #include "tools/clearcap/outputs.h"
+#include "tools/clearcap/remote_control.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -41,12 +48,26 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
   return std::vfprintf(stderr, format, args);
 }
 
+// Also streamed to eCaptureQ clients as PROCESS_LOG lines while the server
+// runs (set and cleared by the command's thread; read by the API threads).
+std::atomic<EcaptureqServer*> g_log_tap{nullptr};
+// The eCaptureQ server's counters, for the summary, --stats and /metrics.
+const EcaptureqServer* g_ecq_stats = nullptr;
+
+void tap_log(const std::string& line) {
+  if (EcaptureqServer* tap = g_log_tap.load(std::memory_order_acquire)) tap->post_log("clearcap: " + line);
+}
+
 // A log line: to the log destination (-l), else stderr.
-template <typename... Args>
-void log(fmt::format_string<Args...> f, Args&&... args) {
-  const std::string line = fmt::format(f, std::forward<Args>(args)...);
+void log_line(const std::string& line) {
   if (g_outputs) g_outputs->log(line);
   else fmt::print(stderr, "clearcap: {}\n", line);
+  tap_log(line);
+}
+
+template <typename... Args>
+void log(fmt::format_string<Args...> f, Args&&... args) {
+  log_line(fmt::format(f, std::forward<Args>(args)...));
 }
 
 // A line the user must see (ready, errors, --stats, summary): logged, and
@@ -56,6 +77,7 @@ void console(fmt::format_string<Args...> f, Args&&... args) {
   const std::string line = fmt::format(f, std::forward<Args>(args)...);
   if (g_outputs) g_outputs->console(line);
   else fmt::print(stderr, "clearcap: {}\n", line);
+  tap_log(line);
 }
 
 uint32_t round_up_pow2(uint32_t v) {
@@ -88,6 +110,7 @@ Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<st
   }
   if (sink) sink->collect_stats(t.outputs);  // capture file or key log
   outputs.collect_stats(t.outputs);
+  if (g_ecq_stats) g_ecq_stats->collect_stats(t.outputs);
   return t;
 }
 
@@ -138,11 +161,113 @@ void print_summary(const Totals& t, double seconds, const KeylogSink* keylog) {
       b[CC_STAT_FILTERED], t.stalls);
 }
 
+struct Cause {
+  const char* name;
+  int records;  // enum cc_stat, -1 = none
+  int bytes;    // enum cc_stat, -1 = none
+};
+// Loss causes counted in the kernel, with their /metrics and /status names.
+constexpr Cause kBpfCauses[] = {
+    {"ringbuf_full", CC_STAT_RINGBUF_FULL, CC_STAT_RINGBUF_FULL_BYTES},
+    {"chunk_limit", CC_STAT_CHUNK_LIMIT, CC_STAT_CHUNK_LIMIT_BYTES},
+    {"read_fault", CC_STAT_READ_FAULT, CC_STAT_READ_FAULT_BYTES},
+    {"no_entry_state", CC_STAT_NO_ENTRY_STATE, -1},
+    {"call_state_full", CC_STAT_CALL_STATE_FULL, -1},
+    {"conn_state_full", CC_STAT_CONN_STATE_FULL, -1},
+    {"no_ring", CC_STAT_NO_RING, -1},
+};
+
+std::string metrics_text(const Totals& t, const std::vector<std::unique_ptr<RingReader>>& readers,
+                         const EcaptureqServer* ecq, double uptime_s) {
+  PrometheusText p;
+  p.family("clearcap_events_total", "counter", "Events delivered to the outputs.");
+  p.sample("clearcap_events_total", t.events);
+  p.family("clearcap_payload_bytes_total", "counter", "Plaintext bytes delivered to the outputs.");
+  p.sample("clearcap_payload_bytes_total", t.bytes);
+  p.family("clearcap_bpf_records_total", "counter", "Records the BPF programs wrote to the rings.");
+  p.sample("clearcap_bpf_records_total", t.bpf[CC_STAT_EVENTS]);
+  p.family("clearcap_lost_records_total", "counter", "Records (or calls) lost, by cause.");
+  for (const Cause& c : kBpfCauses) p.sample("clearcap_lost_records_total", {{"cause", c.name}}, t.bpf[c.records]);
+  p.sample("clearcap_lost_records_total", {{"cause", "oversize"}}, t.oversize);
+  p.sample("clearcap_lost_records_total", {{"cause", "undecodable"}}, t.decode_errors);
+  p.family("clearcap_lost_bytes_total", "counter", "Payload bytes known lost, by cause.");
+  for (const Cause& c : kBpfCauses)
+    if (c.bytes >= 0) p.sample("clearcap_lost_bytes_total", {{"cause", c.name}}, t.bpf[c.bytes]);
+  p.family("clearcap_filtered_calls_total", "counter", "Library calls skipped by the pid/uid/cgroup filters.");
+  p.sample("clearcap_filtered_calls_total", t.bpf[CC_STAT_FILTERED]);
+  p.family("clearcap_events_without_fd_total", "counter", "Events whose socket was not known (no addresses).");
+  p.sample("clearcap_events_without_fd_total", t.bpf[CC_STAT_NO_FD]);
+  p.family("clearcap_stream_gaps_total", "counter", "Jumps in a stream's byte offset seen in the output.");
+  p.sample("clearcap_stream_gaps_total", t.gaps);
+  p.family("clearcap_stream_gap_bytes_total", "counter", "Bytes missing in those jumps.");
+  p.sample("clearcap_stream_gap_bytes_total", t.gap_bytes);
+  p.family("clearcap_late_events_total", "counter", "Events released after a later one (merge window too short).");
+  p.sample("clearcap_late_events_total", t.late);
+  p.family("clearcap_reader_stalls_total", "counter", "Times a reader waited for a free batch.");
+  p.sample("clearcap_reader_stalls_total", t.stalls);
+  p.family("clearcap_output_write_errors_total", "counter", "Failed writes, per output.");
+  for (const auto& o : t.outputs) p.sample("clearcap_output_write_errors_total", {{"output", o.name}}, o.write_errors);
+  p.family("clearcap_output_dropped_events_total", "counter", "Events (messages) not delivered, per output.");
+  for (const auto& o : t.outputs)
+    p.sample("clearcap_output_dropped_events_total", {{"output", o.name}}, o.dropped_events);
+  p.family("clearcap_output_dropped_bytes_total", "counter", "Bytes not delivered, per output.");
+  for (const auto& o : t.outputs) p.sample("clearcap_output_dropped_bytes_total", {{"output", o.name}}, o.dropped_bytes);
+  p.family("clearcap_reader_queue_batches", "gauge", "Batches waiting for the processor, per reader.");
+  for (const auto& r : readers) {
+    std::string id = std::to_string(r->id());
+    p.sample("clearcap_reader_queue_batches", {{"reader", id}}, static_cast<uint64_t>(r->full_queue().size_approx()));
+  }
+  if (ecq) {
+    p.family("clearcap_ecaptureq_pending_messages", "gauge", "Events waiting for the eCaptureQ server thread.");
+    p.sample("clearcap_ecaptureq_pending_messages", static_cast<uint64_t>(ecq->pending()));
+    p.family("clearcap_ecaptureq_clients", "gauge", "Connected eCaptureQ WebSocket clients.");
+    p.sample("clearcap_ecaptureq_clients", static_cast<uint64_t>(ecq->clients()));
+  }
+  p.family("clearcap_uptime_seconds", "gauge", "Seconds since the capture started.");
+  p.sample("clearcap_uptime_seconds", {}, uptime_s);
+  return p.text();
+}
+
+std::string counters_json(const Totals& t) {
+  std::string lost;
+  for (const Cause& c : kBpfCauses) lost += fmt::format(R"("{}":{},)", c.name, t.bpf[c.records]);
+  lost += fmt::format(R"("oversize":{},"undecodable":{})", t.oversize, t.decode_errors);
+  std::vector<std::string> outputs;
+  for (const auto& o : t.outputs)
+    outputs.push_back(fmt::format(R"({{"name":"{}","write_errors":{},"dropped_events":{},"dropped_bytes":{}}})",
+                                  json_escape_text(o.name), o.write_errors, o.dropped_events, o.dropped_bytes));
+  return fmt::format(
+      R"({{"events":{},"payload_bytes":{},"lost_records":{},"lost_bytes":{},"lost_by_cause":{{{}}},)"
+      R"("filtered_calls":{},"stream_gaps":{},"outputs":[{}]}})",
+      t.events, t.bytes, lost_records(t), lost_bytes(t), lost, t.bpf[CC_STAT_FILTERED], t.gaps,
+      fmt::join(outputs, ","));
+}
+
 }  // namespace
 
 int run_tls_command(const TlsCommandOptions& o) {
   g_debug = o.debug;
   libbpf_set_print(libbpf_log);
+
+  // Bad addresses are reported before any BPF work.
+  std::optional<WsUrl> ecq_url;
+  if (!o.ecaptureq.empty()) {
+    auto u = parse_ws_url(o.ecaptureq);
+    if (!u) {
+      log("{}", u.error().message);
+      return 2;
+    }
+    ecq_url = *u;
+  }
+  std::optional<ListenAddr> listen_addr;
+  if (!o.listen.empty()) {
+    auto a = parse_listen_addr(o.listen);
+    if (!a) {
+      log("{}", a.error().message);
+      return 2;
+    }
+    listen_addr = *a;
+  }
 
   if (auto r = check_btf(); !r) {
     log("{}", r.error().message);
@@ -256,6 +381,34 @@ int run_tls_command(const TlsCommandOptions& o) {
   } else if (output) {
     sink_ptr = output.get();
   }
+  std::unique_ptr<EcaptureqServer> ecq;
+  if (ecq_url) {
+    EcaptureqServer::Options eo;
+    eo.url = *ecq_url;
+    eo.token = o.ecaptureq_token;
+    eo.format = FormatOptions{o.output.hex, static_cast<size_t>(o.output.tsize)};
+    auto server = EcaptureqServer::start(eo);
+    if (!server) {
+      log("{}", server.error().message);
+      return 1;
+    }
+    ecq = std::move(*server);
+    g_log_tap.store(ecq.get(), std::memory_order_release);
+    g_ecq_stats = ecq.get();
+    log("ecaptureq: streaming on {}{}", ecq->url(), o.ecaptureq_token.empty() ? "" : " (token required)");
+  }
+  // Whatever way this function returns, no log line may reach a stopped server.
+  struct TapGuard {
+    ~TapGuard() {
+      g_log_tap.store(nullptr, std::memory_order_release);
+      g_ecq_stats = nullptr;
+    }
+  } tap_guard;
+  std::unique_ptr<TeeSink> ecq_tee;
+  if (ecq) {
+    ecq_tee = std::make_unique<TeeSink>(*sink_ptr, *ecq);
+    sink_ptr = ecq_tee.get();
+  }
   EventSink& sink = *sink_ptr;
 
   moodycamel::spsc_sema::LightweightSemaphore wake;
@@ -280,6 +433,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   Processor::Options popts;
   popts.merge_window_ns = std::max<uint64_t>(100'000'000ull, 5ull * static_cast<uint64_t>(o.poll_ms) * 1'000'000ull);
   Processor processor(reader_ptrs, sink, popts, &wake);
+  processor.set_format(FormatOptions{o.output.hex, static_cast<size_t>(o.output.tsize)});
   processor.start();
   for (auto& r : readers) r->start();
 
@@ -287,7 +441,8 @@ int run_tls_command(const TlsCommandOptions& o) {
   if (keylog_mode)
     console("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
         cap.targets().size(), o.keylog_file);
-  console("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
+  // Composed before the API can retarget anything, printed once all is up.
+  const std::string ready_line = fmt::format("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
       cap.targets().size(),
       fmt::join([&] {
         std::vector<std::string> names;
@@ -298,6 +453,46 @@ int run_tls_command(const TlsCommandOptions& o) {
       rings.size(), cap.skeleton().ring_bytes() / 1024, nreaders);
   log("outputs: {}", outputs->describe());
   auto started = std::chrono::steady_clock::now();
+
+  std::unique_ptr<TlsRemoteControl> control;
+  std::unique_ptr<ApiServer> api;
+  if (listen_addr) {
+    TlsLiveConfig live;
+    live.pids = o.pids;
+    live.uid = o.uid;
+    live.hex = o.output.hex;
+    live.truncate = o.output.tsize;
+    live.libssl = o.libssl;
+    live.ring_bytes = cap.skeleton().ring_bytes();
+    live.ecapture_q = ecq ? ecq->url() : std::string();
+    live.probe_pids = o.pids;
+    for (const auto& t : cap.targets()) live.targets.push_back(t.display);
+    live.uprobes = cap.uprobes();
+    TlsRemoteControl::Hooks hooks;
+    hooks.metrics = [&] {
+      return metrics_text(collect(cap, processor, readers, *outputs, output.get()), readers, ecq.get(),
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    };
+    hooks.counters_json = [&] { return counters_json(collect(cap, processor, readers, *outputs, output.get())); };
+    hooks.log = [](const std::string& line) { log_line(line); };
+    control = std::make_unique<TlsRemoteControl>(cap, processor, std::move(live), std::move(hooks));
+    ApiServer::Options ao;
+    ao.addr = *listen_addr;
+    ao.token = o.listen_token;
+    auto server = ApiServer::start(ao, [c = control.get()](const ApiRequest& r) { return c->handle(r); });
+    if (!server) {
+      log("{}", server.error().message);
+      cap.detach();
+      for (auto& r : readers) r->request_stop();
+      for (auto& r : readers) r->join();
+      processor.join();
+      return 1;
+    }
+    api = std::move(*server);
+    log("config API: listening on http://{}/{}", api->address(), o.listen_token.empty() ? "" : " (token required)");
+  }
+
+  console("{}", ready_line);
 
   int exit_code = 0;
   Totals last_status;
@@ -331,6 +526,8 @@ int run_tls_command(const TlsCommandOptions& o) {
     }
   }
 
+  // No configuration change may race the shutdown.
+  if (api) api->stop();
   // Stop producing, then drain: readers empty their rings, the processor
   // delivers everything, the writers deliver their queues (or count what
   // they could not), and only then are the losses summed up.
@@ -351,6 +548,11 @@ int run_tls_command(const TlsCommandOptions& o) {
   print_summary(t, secs, keylog);
   for (const auto& x : outputs->extras())
     if (x.network) console("output {}: {} records delivered, {} connection(s) made", x.name, x.delivered, x.connects);
+  if (ecq) {
+    // The summary lines above reach the clients before the close.
+    g_log_tap.store(nullptr, std::memory_order_release);
+    ecq->stop();
+  }
   return exit_code;
 }
 

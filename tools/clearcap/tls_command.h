@@ -25,6 +25,10 @@ struct TlsCommandOptions {
   int zstd_level = 1;        // --zstd-level for -w
   std::string mode = "text";                        // text | keylog (after alias resolution)
   std::string keylog_file = "clearcap_tls_key.log";  // -k
+  std::string ecaptureq;        // ws://HOST:PORT/ of the eCaptureQ server, "" = off
+  std::string ecaptureq_token;  // required from its clients when set
+  std::string listen;           // HOST:PORT of the configuration API, "" = off
+  std::string listen_token;     // required by the API when set
 };
 
 // Returns the process exit code.

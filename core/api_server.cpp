@@ -1,0 +1,245 @@
+#include "core/api_server.h"
+
+#include <charconv>
+#include <exception>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+namespace clearcap {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr size_t kHeaderLimit = 8 * 1024;
+constexpr size_t kBodyLimit = 64 * 1024;
+constexpr auto kRequestTimeout = std::chrono::seconds(30);
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string api_body(int code, std::string_view module, std::string_view msg) {
+  return fmt::format(R"({{"code":{},"module_type":"{}","msg":"{}","data":null}})", code, json_escape(module),
+                     json_escape(msg));
+}
+
+Result<ListenAddr> parse_listen_addr(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return make_error(fmt::format("--listen {}: {}; expected HOST:PORT such as 127.0.0.1:28256", text, why), EINVAL);
+  };
+  std::string_view s = text;
+  if (s.starts_with("http://")) s.remove_prefix(7);
+  if (s.ends_with('/')) s.remove_suffix(1);
+  ListenAddr a;
+  std::string_view host, port;
+  if (s.starts_with('[')) {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return bad("expected [IPv6]:PORT");
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos) return bad("no port");
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535)
+    return bad(fmt::format("'{}' is not a port number", port));
+  a.port = static_cast<uint16_t>(value);
+  if (!host.empty()) a.host = host == "localhost" ? "127.0.0.1" : std::string(host);
+  return a;
+}
+
+class ApiServer::Impl {
+ public:
+  Impl(Options o, Handler h) : opts(std::move(o)), handler(std::move(h)), ioc(opts.threads) {}
+  void accept_next();
+
+  Options opts;
+  Handler handler;
+  net::io_context ioc;
+  tcp::acceptor acceptor{net::make_strand(ioc)};
+  std::vector<std::thread> threads;
+  bool stopped = false;
+};
+
+namespace {
+
+// One connection; its operations run one after the other (no strand needed
+// beyond the one its socket was accepted on).
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(ApiServer::Impl& server, tcp::socket&& s) : server_(server), stream_(std::move(s)) {}
+
+  void read_next() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(kBodyLimit);
+    stream_.expires_after(kRequestTimeout);
+    http::async_read(stream_, buf_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+ private:
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == net::error::eof)
+      return close();
+    if (ec == http::error::body_limit || ec == http::error::header_limit)
+      return send(http::status::payload_too_large,
+                  api_body(1, server_.opts.module,
+                           fmt::format("request too large: headers are limited to {} bytes and bodies to {} bytes",
+                                       kHeaderLimit, kBodyLimit)),
+                  false);
+    if (ec)
+      return send(http::status::bad_request,
+                  api_body(1, server_.opts.module, fmt::format("malformed HTTP request: {}", ec.message())), false);
+    auto& req = parser_->get();
+    const bool keep = req.keep_alive();
+    if (!server_.opts.token.empty()) {
+      const std::string_view auth = sv(req[http::field::authorization]);
+      if (auth != "Bearer " + server_.opts.token)
+        return send(http::status::unauthorized,
+                    api_body(1, server_.opts.module, "a token is required: Authorization: Bearer <token>"), keep);
+    }
+    ApiRequest r{std::string(sv(req.method_string())), std::string(sv(req.target())), std::move(req.body())};
+    ApiReply reply;
+    try {
+      reply = server_.handler(r);
+    } catch (const std::exception& e) {
+      reply = ApiReply{500, "application/json", api_body(2, server_.opts.module, fmt::format("internal error: {}", e.what()))};
+    }
+    send(static_cast<http::status>(reply.status), std::move(reply.body), keep, reply.content_type);
+  }
+
+  void send(http::status status, std::string body, bool keep_alive,
+            std::string_view content_type = "application/json") {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    res->set(http::field::server, "clearcap");
+    res->set(http::field::content_type, std::string(content_type));
+    res->keep_alive(keep_alive);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+      if (ec || !keep_alive) return self->close();
+      self->read_next();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  ApiServer::Impl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace
+
+void ApiServer::Impl::accept_next() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) std::make_shared<HttpSession>(*this, std::move(socket))->read_next();
+    accept_next();
+  });
+}
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(Options opts, Handler handler) {
+  auto impl = std::make_unique<Impl>(std::move(opts), std::move(handler));
+  auto& d = *impl;
+  beast::error_code ec;
+  tcp::endpoint ep;
+  auto addr = net::ip::make_address(d.opts.addr.host, ec);
+  if (!ec) {
+    ep = tcp::endpoint(addr, d.opts.addr.port);
+  } else {
+    tcp::resolver resolver(d.ioc);
+    auto results = resolver.resolve(d.opts.addr.host, std::to_string(d.opts.addr.port), ec);
+    if (ec || results.empty())
+      return make_error(fmt::format("--listen: cannot resolve host '{}': {}", d.opts.addr.host, ec.message()), EINVAL);
+    ep = results.begin()->endpoint();
+  }
+  auto fail = [&] {
+    return make_error(fmt::format("--listen: cannot listen on {}:{}: {} (choose another address or port)",
+                                  ep.address().to_string(), ep.port(), ec.message()),
+                      ec.value());
+  };
+  d.acceptor.open(ep.protocol(), ec);
+  if (ec) return fail();
+  d.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  d.acceptor.bind(ep, ec);
+  if (ec) return fail();
+  d.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail();
+  auto bound = d.acceptor.local_endpoint(ec);
+  std::string address = bound.address().is_v6() ? fmt::format("[{}]:{}", bound.address().to_string(), bound.port())
+                                                 : fmt::format("{}:{}", bound.address().to_string(), bound.port());
+  d.accept_next();
+  for (int i = 0; i < std::max(1, d.opts.threads); ++i) {
+    d.threads.emplace_back([&d] {
+      for (;;) {
+        try {
+          d.ioc.run();
+          return;
+        } catch (const std::exception&) {
+          // keep serving: a handler failure must not end the API
+        }
+      }
+    });
+  }
+  std::unique_ptr<ApiServer> self(new ApiServer(std::move(impl)));
+  self->address_ = std::move(address);
+  return self;
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  net::post(impl_->acceptor.get_executor(), [d = impl_.get()] {
+    beast::error_code ignored;
+    d->acceptor.close(ignored);
+  });
+  // Open keep-alive connections would keep run() busy until their timeout.
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+}
+
+}  // namespace clearcap

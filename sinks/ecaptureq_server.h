@@ -1,0 +1,95 @@
+// The eCaptureQ WebSocket event server (../shared/spec/ecaptureq.md):
+// `--ecaptureq ws://HOST:PORT/`. Every message is one binary frame holding
+// one protobuf LogEntry: a heartbeat on connect and every 15 s, clearcap's own
+// log lines, and events. The last 128 log lines and events are replayed, in
+// order, to each new client before live messages.
+//
+// Hand-over from the processor: write() serializes the LogEntry into a slot
+// of a fixed pool (the Event is a view into a ring batch valid only during the
+// call, so its bytes must be copied anyway; serializing *is* that copy plus
+// ~60 bytes of header fields, see bench/bench_ecaptureq.cpp) and passes the
+// slot through a bounded SPSC queue to the io thread, which wakes through an
+// eventfd only when it is idle. No lock, no allocation once the slots have
+// grown to their working size, never a wait: with no free slot the event is
+// dropped for this output and counted (dropped_events of "<url>").
+//
+// Slow clients: each client has a bounded queue (messages and bytes); what
+// does not fit is dropped for that client, counted (dropped_events of
+// "<url> clients"), and the client is told with a PROCESS_LOG line as soon as
+// its queue has room again.
+//
+// Thread: start(), stop() and the destructor for the owner; write(), flush()
+// and set_format() for the processor thread only; post_log(),
+// collect_stats() and the counters for any thread; everything else runs on
+// the server's own io thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "sinks/event_sink.h"
+
+namespace clearcap {
+
+// ws://HOST:PORT/PATH. HOST may be a name, an IPv4 address or [IPv6];
+// empty = 127.0.0.1. PORT 0 = any free port.
+struct WsUrl {
+  std::string host;
+  uint16_t port = 0;
+  std::string path = "/";
+};
+Result<WsUrl> parse_ws_url(std::string_view url);
+
+class EcaptureqServer : public EventSink {
+ public:
+  struct Options {
+    WsUrl url;
+    std::string token;                        // non-empty: required as Bearer token or ?token=
+    FormatOptions format;                     // truncate applies to event payloads
+    uint64_t run_id = 0;                      // mixed into every uuid
+    size_t history = 128;                     // messages replayed to a new client
+    size_t pool_slots = 1024;                 // processor -> io thread hand-over (each grows to its largest message)
+    size_t client_queue_messages = 8192;      // per client
+    size_t client_queue_bytes = 32u << 20;    // per client
+    std::chrono::milliseconds heartbeat{15000};
+  };
+
+  // Binds and starts the io thread. Errors name the address and the remedy.
+  static Result<std::unique_ptr<EcaptureqServer>> start(Options opts);
+  ~EcaptureqServer() override;  // stop()
+  EcaptureqServer(const EcaptureqServer&) = delete;
+  EcaptureqServer& operator=(const EcaptureqServer&) = delete;
+
+  // Owner: sends what is queued (at most `grace`), closes every client with
+  // "going away", joins the io thread. Idempotent.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+  // The URL actually bound (with the real port when 0 was asked for).
+  const std::string& url() const { return url_; }
+
+  void write(const Event& ev) override;
+  void flush() override;
+  void set_format(const FormatOptions& opts) override;
+  void collect_stats(std::vector<SinkStats>& out) const override;
+
+  // One line of clearcap's own log, as a PROCESS_LOG message.
+  void post_log(std::string line);
+
+  size_t clients() const;
+  // Slots waiting for the io thread.
+  size_t pending() const;
+
+  class Impl;
+
+ private:
+  explicit EcaptureqServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::string url_;
+};
+
+}  // namespace clearcap

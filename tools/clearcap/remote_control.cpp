@@ -1,0 +1,235 @@
+#include "tools/clearcap/remote_control.h"
+
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/processor.h"
+#include "core/prometheus_text.h"
+#include "core/tls_capture.h"
+
+namespace clearcap {
+
+namespace {
+
+constexpr std::string_view kModule = "tls";
+
+ApiReply reply(ApiCode code, std::string_view msg) {
+  static constexpr unsigned kStatus[] = {200, 400, 500, 404, 400, 400, 503};
+  const int c = static_cast<int>(code);
+  return ApiReply{kStatus[c], "application/json", api_body(c, kModule, msg)};
+}
+
+bool is_tls_path(std::string_view p) { return p == "/tls" || p == "/openssl" || p == "/boringssl"; }
+
+// Other eCapture modules: their paths exist, but not in a tls capture.
+std::string_view other_module(std::string_view p) {
+  if (p == "/gotls" || p == "/tlsgo") return "gotls";
+  if (p == "/gnutls" || p == "/gnu") return "gnutls";
+  if (p == "/nss" || p == "/nspr") return "nss";
+  if (p == "/bash") return "bash";
+  if (p == "/zsh") return "zsh";
+  if (p == "/mysqld") return "mysqld";
+  if (p == "/postgres") return "postgres";
+  return {};
+}
+
+std::string json_string_or_null(const std::optional<std::string>& s) {
+  return s ? fmt::format("\"{}\"", json_escape_text(*s)) : "null";
+}
+
+bool subset(const std::vector<int>& a, const std::vector<int>& b) {
+  return std::all_of(a.begin(), a.end(), [&](int x) { return std::find(b.begin(), b.end(), x) != b.end(); });
+}
+
+}  // namespace
+
+std::string json_escape_text(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+TlsRemoteControl::TlsRemoteControl(TlsCapture& capture, Processor& processor, TlsLiveConfig initial, Hooks hooks)
+    : capture_(capture), processor_(processor), hooks_(std::move(hooks)), cfg_(std::move(initial)) {}
+
+TlsLiveConfig TlsRemoteControl::config() const {
+  std::lock_guard lock(state_mu_);
+  return cfg_;
+}
+
+ApiReply TlsRemoteControl::handle(const ApiRequest& req) {
+  std::string_view path = req.target;
+  path = path.substr(0, path.find('?'));
+  if (path.size() > 1 && path.ends_with('/')) path.remove_suffix(1);
+  if (path == "/status" || path == "/metrics") {
+    if (req.method != "GET" && req.method != "HEAD")
+      return reply(ApiCode::kInvalidRequest, fmt::format("{} is read-only: use GET", path));
+    if (path == "/status") return status();
+    return ApiReply{200, std::string(PrometheusText::kContentType), hooks_.metrics()};
+  }
+  if (is_tls_path(path)) {
+    if (req.method != "POST")
+      return reply(ApiCode::kInvalidRequest,
+                   fmt::format("{} takes POST with a JSON body (see GET /status for the configuration in force)", path));
+    return post_tls(req.body);
+  }
+  if (auto other = other_module(path); !other.empty())
+    return reply(ApiCode::kInvalidRequest,
+                 fmt::format("this clearcap runs the tls module; it cannot switch to {} at run time (restart it as "
+                             "`clearcap {}`); the tls capture keeps running unchanged",
+                             other, other));
+  return reply(ApiCode::kNotFound,
+               fmt::format("not found: {}; endpoints: POST /tls (/openssl, /boringssl), GET /status, GET /metrics",
+                           path));
+}
+
+std::optional<ApiError> TlsRemoteControl::resolve(const TlsConfigPatch& p, TlsLiveConfig& next) const {
+  auto invalid = [](std::string_view field, std::string msg) {
+    return ApiError{ApiCode::kValidationFailed, fmt::format("field '{}': {}", field, msg)};
+  };
+  if (p.mode && *p.mode != "text")
+    return invalid("capturemode", fmt::format("{} mode is not available in this build; only text", *p.mode));
+  if (p.per_cpu_map_size && *p.per_cpu_map_size != 0 && *p.per_cpu_map_size != next.ring_bytes)
+    return invalid("per_cpu_map_size",
+                   fmt::format("the rings ({} bytes per CPU) cannot be resized while capturing without losing what "
+                               "they hold; restart clearcap with --mapsize",
+                               next.ring_bytes));
+  struct Output {
+    const char* field;
+    const std::optional<std::string>& value;
+    std::string current;
+  };
+  for (const Output& o : {Output{"logger_addr", p.logger_addr, ""}, Output{"event_collector_addr", p.event_collector_addr, ""},
+                          Output{"ecapture_q", p.ecapture_q, next.ecapture_q}}) {
+    if (o.value && !o.value->empty() && *o.value != o.current)
+      return invalid(o.field, "outputs cannot be changed at run time (they stay open so that nothing is lost); "
+                              "restart clearcap with the new address");
+  }
+  if (p.pids) {
+    for (int pid : *p.pids) {
+      struct stat st;
+      if (stat(fmt::format("/proc/{}", pid).c_str(), &st) != 0)
+        return invalid("pid", fmt::format("process {} is not running", pid));
+    }
+    next.pids = *p.pids;
+  }
+  if (p.uid) next.uid = *p.uid;
+  if (p.cgroup_path) {
+    if (p.cgroup_path->empty()) {
+      next.cgroup_path.clear();
+      next.cgroup_id = 0;
+    } else {
+      std::string path = p.cgroup_path->front() == '/' ? *p.cgroup_path : "/sys/fs/cgroup/" + *p.cgroup_path;
+      struct stat st;
+      struct statfs fs;
+      if (stat(path.c_str(), &st) != 0)
+        return invalid("cgroup_path", fmt::format("{}: {}", path, std::strerror(errno)));
+      if (statfs(path.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
+        return invalid("cgroup_path", fmt::format("{} is not a cgroup v2 directory (such as /sys/fs/cgroup/system.slice)", path));
+      next.cgroup_path = path;
+      next.cgroup_id = st.st_ino;  // a cgroup v2 id is its directory's inode number
+    }
+  }
+  if (p.hex) next.hex = *p.hex;
+  if (p.truncate) next.truncate = *p.truncate;
+  if (p.libssl) {
+    if (p.libssl->empty()) {
+      next.libssl.reset();
+    } else {
+      auto t = inspect_tls_target(*p.libssl);
+      if (!t) return invalid("opensslpath", t.error().message);
+      next.libssl = *p.libssl;
+    }
+  }
+  return std::nullopt;
+}
+
+ApiReply TlsRemoteControl::post_tls(const std::string& body) {
+  auto patch = parse_tls_config_body(body);
+  if (!patch) return reply(patch.error().code, patch.error().message);
+  std::unique_lock apply(apply_mu_, std::try_to_lock);
+  if (!apply.owns_lock())
+    return reply(ApiCode::kBusy, "busy: another configuration change is being applied; try again");
+
+  const TlsLiveConfig cur = config();
+  TlsLiveConfig next = cur;
+  if (auto err = resolve(*patch, next)) return reply(err->code, err->message);
+
+  // Probes attached only in some processes cannot see a process outside
+  // them: such a pid change re-attaches, like a new library does.
+  const bool new_library = next.libssl != cur.libssl;
+  const bool pids_outside_probes =
+      !cur.probe_pids.empty() && next.pids != cur.pids && (next.pids.empty() || !subset(next.pids, cur.probe_pids));
+  std::vector<std::string> done;
+  if (new_library || pids_outside_probes) {
+    DiscoveryOptions d;
+    d.libssl = next.libssl;
+    d.pids = next.pids;
+    // While the filter still names the old pids, widen it to both sets so
+    // the new processes are seen as soon as their probes are in.
+    if (auto r = capture_.retarget(d); !r)
+      return reply(ApiCode::kValidationFailed, fmt::format("cannot attach to the new targets: {}; nothing changed",
+                                                           r.error().message));
+    next.probe_pids = next.pids;
+    next.targets.clear();
+    for (const auto& t : capture_.targets()) next.targets.push_back(t.display);
+    next.uprobes = capture_.uprobes();
+    done.push_back(fmt::format("re-attached {} probes to {}", next.uprobes, fmt::join(next.targets, ", ")));
+  }
+  if (next.pids != cur.pids || next.uid != cur.uid || next.cgroup_id != cur.cgroup_id) {
+    if (auto r = capture_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
+      return reply(ApiCode::kInternal, fmt::format("cannot update the BPF filters: {}", r.error().message));
+    done.push_back(fmt::format("filters: pids [{}], uid {}, cgroup {}", fmt::join(next.pids, ","), next.uid,
+                               next.cgroup_path.empty() ? "any" : next.cgroup_path));
+  }
+  if (next.hex != cur.hex || next.truncate != cur.truncate) {
+    processor_.set_format(FormatOptions{next.hex, static_cast<size_t>(next.truncate)});
+    done.push_back(fmt::format("output: hex {}, truncate {}", next.hex, next.truncate));
+  }
+  {
+    std::lock_guard lock(state_mu_);
+    cfg_ = next;
+  }
+  std::string msg = "RespOK";
+  if (!patch->ignored.empty()) msg += fmt::format(" (ignored fields: {})", fmt::join(patch->ignored, ", "));
+  if (hooks_.log)
+    hooks_.log(fmt::format("config API: {}", done.empty() ? std::string("no change") : fmt::format("{}", fmt::join(done, "; "))));
+  return reply(ApiCode::kOk, msg);
+}
+
+ApiReply TlsRemoteControl::status() const {
+  const TlsLiveConfig c = config();
+  std::vector<std::string> targets;
+  for (const auto& t : c.targets) targets.push_back(fmt::format("\"{}\"", json_escape_text(t)));
+  const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  std::string body = fmt::format(
+      R"({{"code":0,"module_type":"tls","msg":"RespOK","data":{{"module":"tls","uptime_seconds":{:.3f},)"
+      R"("config":{{"pids":[{}],"uid":{},"cgroup_path":"{}","is_hex":{},"truncate_size":{},"opensslpath":{},)"
+      R"("capturemode":"{}","per_cpu_map_size":{},"ecapture_q":"{}"}},"probes":{{"targets":[{}],"uprobes":{},)"
+      R"("pids":[{}]}},"counters":{}}}}})",
+      uptime, fmt::join(c.pids, ","), c.uid, json_escape_text(c.cgroup_path), c.hex, c.truncate,
+      json_string_or_null(c.libssl), c.mode, c.ring_bytes, json_escape_text(c.ecapture_q), fmt::join(targets, ","),
+      c.uprobes, fmt::join(c.probe_pids, ","), hooks_.counters_json ? hooks_.counters_json() : "{}");
+  return ApiReply{200, "application/json", std::move(body)};
+}
+
+}  // namespace clearcap
