@@ -9,6 +9,7 @@
 #include <google/protobuf/util/delimited_message_util.h>
 #include <gtest/gtest.h>
 
+#include "sinks/ecaptureq_server.h"
 #include "test_record.h"
 
 namespace clearcap {
@@ -140,6 +141,36 @@ TEST(EcaptureqConvert, TypeMapping) {
   EXPECT_EQ(ecq_event_type("http2_response"), EcqEventType::kHttp2Response);
   EXPECT_EQ(ecq_event_type("websocket"), EcqEventType::kWebSocket);
   EXPECT_EQ(ecq_event_type("data"), EcqEventType::kUnknown);
+}
+
+TEST(EcaptureqConvert, HeartbeatAndLogLine) {
+  ecaptureq::LogEntry e;
+  fill_heartbeat(3, 1700000000, e);
+  EXPECT_EQ(e.log_type(), ecaptureq::LOG_TYPE_HEARTBEAT);
+  EXPECT_EQ(e.heartbeat_payload().count(), 3);
+  EXPECT_EQ(e.heartbeat_payload().timestamp(), 1700000000);
+  EXPECT_EQ(e.heartbeat_payload().message(), "heartbeat:3");
+  fill_log_line("clearcap: ready", e);
+  EXPECT_EQ(e.log_type(), ecaptureq::LOG_TYPE_PROCESS_LOG);
+  EXPECT_EQ(e.run_log(), "clearcap: ready");
+}
+
+TEST(WsUrl, Forms) {
+  auto u = parse_ws_url("ws://127.0.0.1:28257/");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, 28257);
+  EXPECT_EQ(u->path, "/");
+  u = parse_ws_url("ws://:0");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "127.0.0.1");  // loopback unless told otherwise
+  EXPECT_EQ(u->path, "/");
+  u = parse_ws_url("ws://[::1]:9/events");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->path, "/events");
+  for (std::string_view bad : {"", "http://x:1/", "wss://x:1/", "ws://x/", "ws://x:99999/", "ws://x:1/?a=b", "ws://[::1/"})
+    EXPECT_FALSE(parse_ws_url(bad)) << bad;
 }
 
 }  // namespace
