@@ -82,7 +82,17 @@ def main():
     ap.add_argument("--tls", choices=["1.2", "1.3", "any"], default="any")
     ap.add_argument("--wait-stdin", action="store_true",
                     help="after the handshake, wait for a line on stdin before sending")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="this many requests, each on a new connection; '{i}' in --path and "
+                         "--token is replaced by the request's index")
     a = ap.parse_args()
+    for i in range(a.repeat):
+        one_request(a, i)
+
+
+def one_request(a, i):
+    path = a.path.replace("{i}", str(i))
+    token = a.token.replace("{i}", str(i))
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -101,12 +111,12 @@ def main():
         if not sys.stdin.readline():
             raise SystemExit("stdin closed before the go line")
 
-    body = make_body(a.body_size, a.seed, a.token) if a.body_size else b""
+    body = make_body(a.body_size, a.seed, token) if a.body_size else b""
     method = a.method or ("PUT" if body else "GET")
-    req = (f"{method} {a.path} HTTP/1.1\r\n"
+    req = (f"{method} {path} HTTP/1.1\r\n"
            f"Host: {a.host}:{a.port}\r\n"
            f"User-Agent: clearcap-py-client\r\n"
-           f"X-Clearcap-Token: {a.token}\r\n"
+           f"X-Clearcap-Token: {token}\r\n"
            f"Content-Length: {len(body)}\r\n"
            f"Connection: close\r\n\r\n").encode() + body
     tls.sendall(req)  # one call: SSL_write_ex with the whole request
