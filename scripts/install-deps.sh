@@ -19,7 +19,8 @@ BUILD_PKGS=(
   libssl-dev
 )
 # Real programs the privileged tests drive on loopback.
-TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets)
+TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets
+  prometheus)  # promtool judges GET /metrics
 
 # Only tools/perf-harness needs these; it installs them itself (--perf), so
 # the test run does not.

@@ -3,7 +3,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <exception>
@@ -19,6 +21,7 @@
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include "sinks/ecaptureq_convert.h"
+#include "sinks/format_util.h"
 
 namespace clearcap {
 
@@ -86,6 +89,18 @@ std::string_view query_param(std::string_view query, std::string_view name) {
 
 class Session;
 
+// One event handed from the processor to the io thread: the Event's views
+// re-pointed into storage of its own (the original points into a ring batch
+// that is recycled after the call).
+struct EventSlot {
+  Event ev;
+  uint8_t saddr[CC_ADDR_LEN];
+  uint8_t daddr[CC_ADDR_LEN];
+  char comm[CC_COMM_LEN];
+  std::string payload;  // the bytes shown under FormatOptions (truncate applied)
+  bool hex = false;     // FormatOptions::hex in force when it was filled
+};
+
 class EcaptureqServer::Impl {
  public:
   explicit Impl(Options o)
@@ -118,12 +133,12 @@ class EcaptureqServer::Impl {
 
   // Processor -> io thread: slots travel through `full` and come back
   // through `free_slots` (each queue: one producer, one consumer).
-  std::vector<std::unique_ptr<std::string>> slots;
-  moodycamel::ReaderWriterQueue<std::string*> full;
-  moodycamel::ReaderWriterQueue<std::string*> free_slots;
+  std::vector<std::unique_ptr<EventSlot>> slots;
+  moodycamel::ReaderWriterQueue<EventSlot*> full;
+  moodycamel::ReaderWriterQueue<EventSlot*> free_slots;
   std::atomic<bool> armed{false};  // the io thread sleeps on the eventfd
-  ecaptureq::LogEntry entry;       // processor thread: reused, keeps capacities
   FormatOptions format;            // processor thread
+  ecaptureq::LogEntry entry;       // io thread: reused, keeps capacities
 
   // io thread only
   std::deque<Message> history;
@@ -338,11 +353,11 @@ void EcaptureqServer::Impl::wait_wake() {
 }
 
 void EcaptureqServer::Impl::drain() {
-  std::string* slot;
+  EventSlot* slot;
   while (full.try_dequeue(slot)) {
-    // One shared copy for every client and the history; the slot goes back
-    // to the processor at once.
-    Message m = std::make_shared<const std::string>(*slot);
+    // Truncation was applied when the slot was filled; hex is applied here.
+    fill_log_entry(slot->ev, FormatOptions{slot->hex, 0}, entry);
+    Message m = serialize(entry);  // one buffer shared by every client and the history
     free_slots.try_enqueue(slot);
     broadcast(m);
   }
@@ -414,7 +429,7 @@ Result<std::unique_ptr<EcaptureqServer>> EcaptureqServer::start(Options opts) {
   d.wake.assign(d.efd, ec);
   if (ec) return make_error(fmt::format("--ecaptureq: eventfd: {}", ec.message()), ec.value());
   for (size_t i = 0; i < d.opts.pool_slots; ++i) {
-    d.slots.push_back(std::make_unique<std::string>());
+    d.slots.push_back(std::make_unique<EventSlot>());
     d.free_slots.try_enqueue(d.slots.back().get());
   }
   d.accept_next();
@@ -445,16 +460,25 @@ void EcaptureqServer::stop(std::chrono::milliseconds grace) {
 
 void EcaptureqServer::write(const Event& ev) {
   auto& d = *impl_;
-  std::string* slot;
+  EventSlot* slot;
   if (!d.free_slots.try_dequeue(slot)) {
     d.pool_dropped.fetch_add(1, std::memory_order_relaxed);
     d.pool_dropped_bytes.fetch_add(ev.payload.size(), std::memory_order_relaxed);
     return;
   }
-  fill_log_entry(ev, d.format, d.entry);
-  const size_t n = d.entry.ByteSizeLong();
-  slot->resize(n);
-  d.entry.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(slot->data()));
+  // Copy, do not encode: the io thread serializes (bench/bench_ecaptureq.cpp:
+  // a copy costs the processor a fraction of a protobuf serialization).
+  Event& e = slot->ev;
+  e = ev;
+  if (ev.saddr) e.saddr = static_cast<const uint8_t*>(std::memcpy(slot->saddr, ev.saddr, CC_ADDR_LEN));
+  if (ev.daddr) e.daddr = static_cast<const uint8_t*>(std::memcpy(slot->daddr, ev.daddr, CC_ADDR_LEN));
+  const size_t comm_len = std::min(ev.comm.size(), sizeof(slot->comm));
+  std::memcpy(slot->comm, ev.comm.data(), comm_len);
+  e.comm = std::string_view(slot->comm, comm_len);
+  const ShownPayload shown = shown_payload(ev, d.format);
+  slot->payload.assign(as_chars(shown.bytes));
+  e.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(slot->payload.data()), slot->payload.size());
+  slot->hex = d.format.hex;
   d.full.try_enqueue(slot);  // cannot fail: the queue holds every slot
   d.notify();
 }
