@@ -1,0 +1,164 @@
+// The eCaptureQ server with a real WebSocket client (Beast, in-process): a
+// client that does not read has its messages dropped, counted, and is told
+// with a PROCESS_LOG line; the processor side never waits.
+#include "sinks/ecaptureq_server.h"
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <gtest/gtest.h>
+
+#include "ecaptureq.pb.h"
+#include "test_record.h"
+
+namespace clearcap {
+namespace {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+uint16_t port_of(const std::string& url) {
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(url, m, std::regex(":(\\d+)/")));
+  return static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+template <class Pred>
+bool wait_until(Pred p, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+TEST(EcaptureqServer, SlowClientDropsAreCountedAndTold) {
+  EcaptureqServer::Options o;
+  o.url.host = "127.0.0.1";
+  o.client_queue_messages = 8;
+  o.heartbeat = std::chrono::hours(1);
+  auto server = EcaptureqServer::start(o);
+  ASSERT_TRUE(server) << server.error().message;
+  auto& srv = **server;
+
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  sock.open(tcp::v4());
+  // A small receive window: the server's socket fills after a few messages.
+  sock.set_option(net::socket_base::receive_buffer_size(4096));
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_of(srv.url())));
+  websocket::stream<tcp::socket> ws(std::move(sock));
+  ws.handshake("127.0.0.1", "/");
+  ASSERT_TRUE(wait_until([&] { return srv.clients() == 1; }));
+
+  test::TestRecord rec;
+  rec.ipv4("127.0.0.1", 1, "127.0.0.1", 2).with_payload(std::string(16000, 'x'));
+  Event ev = rec.event();
+  constexpr int kEvents = 600;
+  for (int i = 0; i < kEvents; ++i) {
+    srv.write(ev);  // the processor's call: must return at once
+    // Keep the hand-over pool from filling: this test is about the client queue.
+    if (i % 50 == 49) ASSERT_TRUE(wait_until([&] { return srv.pending() == 0; }));
+  }
+  srv.flush();
+  ASSERT_TRUE(wait_until([&] { return srv.pending() == 0; }));
+  std::vector<SinkStats> stats;
+  srv.collect_stats(stats);
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_EQ(stats[0].dropped_events, 0u);  // the hand-over lost nothing
+  const uint64_t dropped = stats[1].dropped_events;
+  EXPECT_GT(dropped, 0u) << "the client queue never overflowed";
+  EXPECT_GE(stats[1].dropped_bytes, dropped * rec.payload.size());
+
+  // Now read: every event is either received or counted, and the client was
+  // told how many it missed.
+  auto reader = std::async(std::launch::async, [&] {
+    uint64_t events = 0, told = 0;
+    bool heartbeat = false;
+    while (events + dropped < static_cast<uint64_t>(kEvents) || told < dropped) {
+      beast::flat_buffer b;
+      ws.read(b);
+      ecaptureq::LogEntry e;
+      const auto data = b.cdata();
+      if (!e.ParseFromArray(data.data(), static_cast<int>(data.size()))) throw std::runtime_error("undecodable");
+      if (e.has_event_payload()) ++events;
+      if (e.has_heartbeat_payload()) heartbeat = true;
+      if (e.has_run_log()) {
+        std::smatch m;
+        std::string line = e.run_log();
+        if (std::regex_search(line, m, std::regex("\\((\\d+) in total\\)"))) told = std::stoull(m[1]);
+      }
+    }
+    return std::make_tuple(events, told, heartbeat);
+  });
+  if (reader.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    ::shutdown(ws.next_layer().native_handle(), SHUT_RDWR);
+    reader.wait();
+    FAIL() << "the client did not receive every event or the drop notice";
+  }
+  auto [events, told, heartbeat] = reader.get();
+  EXPECT_TRUE(heartbeat);
+  EXPECT_EQ(events + dropped, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(told, dropped);
+  srv.stop();
+}
+
+TEST(EcaptureqServer, RefusesWrongPathAndMissingToken) {
+  EcaptureqServer::Options o;
+  o.url.host = "127.0.0.1";
+  o.token = "s3cret";
+  auto server = EcaptureqServer::start(o);
+  ASSERT_TRUE(server) << server.error().message;
+  const uint16_t port = port_of((*server)->url());
+  // A raw upgrade request: the status is what the server answered.
+  auto try_handshake = [&](const std::string& target, const std::string& auth) {
+    namespace http = beast::http;
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::upgrade, "websocket");
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    req.set(http::field::sec_websocket_version, "13");
+    req.set(http::field::origin, "http://example.com");
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    http::write(sock, req);
+    beast::flat_buffer b;
+    http::response_parser<http::empty_body> res;
+    res.skip(true);  // 101 has no body; errors carry a short one we do not need
+    beast::error_code ec;
+    http::read_header(sock, b, res, ec);
+    return res.get().result_int();
+  };
+  EXPECT_EQ(try_handshake("/", ""), 401u);
+  EXPECT_EQ(try_handshake("/", "Bearer wrong"), 401u);
+  EXPECT_EQ(try_handshake("/other", "Bearer s3cret"), 404u);
+  EXPECT_EQ(try_handshake("/", "Bearer s3cret"), 101u);
+  EXPECT_EQ(try_handshake("/?token=s3cret", ""), 101u);
+}
+
+TEST(EcaptureqServer, BindErrorNamesTheAddress) {
+  EcaptureqServer::Options o;
+  o.url.host = "127.0.0.1";
+  auto first = EcaptureqServer::start(o);
+  ASSERT_TRUE(first);
+  o.url.port = port_of((*first)->url());
+  auto second = EcaptureqServer::start(o);
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find(std::to_string(o.url.port)), std::string::npos) << second.error().message;
+}
+
+}  // namespace
+}  // namespace clearcap
