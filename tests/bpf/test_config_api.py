@@ -138,6 +138,44 @@ class ConfigApiTest(unittest.TestCase):
                          "\n".join(map(h.describe, b_events)))
         self.assertIn("config API: filters: pids", cap.stderr)
 
+    def test_pid_outside_probes_reattaches(self):
+        """Started with --pid A (probes only in A): posting pid B moves the
+        probes to B without restarting; A's capture before the change stays."""
+        token_a, token_b = h.new_token(), h.new_token()
+        with h.Nginx() as ngx:
+            a = self._client(ngx.port, token_a, 2)
+            b = self._client(ngx.port, token_b, 2)
+            with h.Clearcap(["--pid", a.pid, "--listen", "127.0.0.1:0"]) as cap:
+                addr = r.api_addr(cap)
+                self._go(a, b)
+                self._done(a, "client A round 0")
+                self._done(b, "client B round 0")
+                cap.wait_for(lambda evs: h.matching(evs, h.RESPONSE_MARKER, pid=a.pid, direction="read"),
+                             what="A's round 0 response")
+                for p in (a, b):
+                    self.assertEqual(h.read_json_line(p, what="reconnect")["event"], "connected")
+
+                r.check_reply(self, r.api(addr, "POST", "/tls", json.dumps({"pids": [b.pid]})), 200, 0)
+                status, st = r.api(addr, "GET", "/status")
+                self.assertEqual(st["data"]["probes"]["pids"], [b.pid], st)
+                self.assertEqual(st["data"]["config"]["pids"], [b.pid], st)
+
+                self._go(a, b)
+                h.finish(a, what="client A round 1")
+                h.finish(b, what="client B round 1")
+                cap.wait_for(lambda evs: h.matching(evs, h.RESPONSE_MARKER, pid=b.pid, direction="read"),
+                             what="B's round 1 response")
+                h.wait_for(lambda: ngx.access_log_entry(f"GET /{token_a}-1 "), 5, what="A's round 1 at nginx")
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        events = cap.events
+        self.assertTrue(h.matching(events, f"GET /{token_a}-0 HTTP/1.1", pid=a.pid, direction="write"))
+        self.assertTrue(h.matching(events, f"GET /{token_b}-1 HTTP/1.1", pid=b.pid, direction="write"))
+        for needle in (f"{token_b}-0", f"{token_a}-1"):
+            self.assertFalse([e for e in events if h.has(e, needle)], f"{needle} was captured")
+        self.assertEqual({e["pid"] for e in events}, {a.pid, b.pid})
+        self.assertIn("re-attached", cap.stderr)
+
     def test_new_library_reattaches(self):
         node = h.node_bin()
         if not os.path.exists(node):
