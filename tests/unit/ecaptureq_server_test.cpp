@@ -68,7 +68,9 @@ TEST(EcaptureqServer, SlowClientDropsAreCountedAndTold) {
   for (int i = 0; i < kEvents; ++i) {
     srv.write(ev);  // the processor's call: must return at once
     // Keep the hand-over pool from filling: this test is about the client queue.
-    if (i % 50 == 49) ASSERT_TRUE(wait_until([&] { return srv.pending() == 0; }));
+    if (i % 50 == 49) {
+      ASSERT_TRUE(wait_until([&] { return srv.pending() == 0; }));
+    }
   }
   srv.flush();
   ASSERT_TRUE(wait_until([&] { return srv.pending() == 0; }));

@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
   app.add_option("--ecaptureq-token", o.ecaptureq_token,
                  "Require this token from eCaptureQ clients (Authorization: Bearer TOKEN, or ?token=TOKEN)");
   app.add_option("--listen", o.listen,
-                 "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /tls changes filters, library "
-                 "or output options of the running capture; GET /status, GET /metrics (Prometheus)");
+                 "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /tls changes the pid/uid/cgroup "
+                 "filters, truncate/hex or the library of the running capture; GET /status, GET /metrics "
+                 "(Prometheus); see docs/remote.md");
   app.add_option("--listen-token", o.listen_token, "Require Authorization: Bearer TOKEN on every API request");
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
