@@ -17,7 +17,8 @@ import remote_util as r  # noqa: E402
 
 h.privilege_gate()
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# "<run id: 16 hex digits>-<conn_id>-<w|r>" (sinks/ecaptureq_convert.h)
+UUID_RE = re.compile(r"^[0-9a-f]{16}-[0-9]+-[wr]$")
 
 
 def non_heartbeats(entries):
