@@ -106,8 +106,13 @@ std::optional<ApiError> TlsRemoteControl::resolve(const TlsConfigPatch& p, TlsLi
   auto invalid = [](std::string_view field, std::string msg) {
     return ApiError{ApiCode::kValidationFailed, fmt::format("field '{}': {}", field, msg)};
   };
-  if (p.mode && *p.mode != "text")
-    return invalid("capturemode", fmt::format("{} mode is not available in this build; only text", *p.mode));
+  if (p.mode) {
+    const std::string mode = *p.mode == "key" ? "keylog" : *p.mode == "pcapng" ? "pcap" : *p.mode;
+    if (mode != next.mode)
+      return invalid("capturemode", fmt::format("this capture runs in {} mode; switching to {} at run time is not "
+                                                "supported (restart clearcap with -m {})",
+                                                next.mode, mode, mode));
+  }
   if (p.per_cpu_map_size && *p.per_cpu_map_size != 0 && *p.per_cpu_map_size != next.ring_bytes)
     return invalid("per_cpu_map_size",
                    fmt::format("the rings ({} bytes per CPU) cannot be resized while capturing without losing what "

@@ -463,6 +463,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     live.hex = o.output.hex;
     live.truncate = o.output.tsize;
     live.libssl = o.libssl;
+    live.mode = o.mode;
     live.ring_bytes = cap.skeleton().ring_bytes();
     live.ecapture_q = ecq ? ecq->url() : std::string();
     live.probe_pids = o.pids;
