@@ -29,8 +29,16 @@ class TlsCapture {
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
   ~TlsCapture();
 
-  // Detaches every probe (idempotent). Records already in the rings stay.
+  // Detaches every probe and packet hook (idempotent). Records already in
+  // the rings stay.
   void detach();
+
+  // Packets (-m pcap): attaches the tc programs to the interface, egress
+  // and/or ingress, as TCX links (kernel 6.6+). A link lives as long as its
+  // fd: no qdisc is created or removed, other tc programs on the interface
+  // (and other tools' clsact filters) are left alone, and a crash detaches
+  // them too.
+  Result<void> attach_packets(int ifindex, const std::string& ifname, bool egress, bool ingress);
 
   TlsSkeleton& skeleton() { return *skel_; }
   const std::vector<TlsTarget>& targets() const { return targets_; }
@@ -57,6 +65,7 @@ class TlsCapture {
   std::vector<TlsTarget> targets_;
   std::vector<std::string> notes_;
   std::vector<bpf_link*> links_;
+  std::vector<int> tc_link_fds_;
   size_t uprobes_ = 0;
   std::vector<std::string> key_notes_;
   size_t key_targets_ = 0;

@@ -25,6 +25,10 @@ struct TlsCommandOptions {
   int zstd_level = 1;        // --zstd-level for -w
   std::string mode = "text";                        // text | keylog (after alias resolution)
   std::string keylog_file = "clearcap_tls_key.log";  // -k
+  bool keylog_given = false;                        // -k was on the command line (pcap mode: keys also there)
+  std::string ifname;                               // -i, pcap mode
+  uint32_t snaplen = 65535;                         // --snaplen, pcap mode
+  std::string filter;                               // pcap mode: trailing arguments joined
 };
 
 // Returns the process exit code.
