@@ -91,7 +91,8 @@ class PcapTest(unittest.TestCase):
             self.assertEqual(stype, TLSK)
             text = b[8:8 + slen].decode()
             self.assertRegex(text, r"^(CLIENT_RANDOM|CLIENT_HANDSHAKE_TRAFFIC_SECRET) [0-9a-f]{64} ")
-        raw = open(out, "rb").read()
+        with open(out, "rb") as f:
+            raw = f.read()
         self.assertNotIn(other_token.encode(), raw)
         # Every DSB precedes the first ServerHello-carrying EPB of its connection:
         # tshark decrypting both versions above already proves the order.
