@@ -30,6 +30,24 @@ DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hd
   return DecodeStatus::kSuccess;
 }
 
+DecodeStatus decode_packet(std::span<const uint8_t> bytes, const cc_record_hdr& hdr, Event& out) {
+  if (hdr.hdr_len != sizeof(cc_packet_event) || hdr.data_len > CC_PACKET_MAX) return DecodeStatus::kInvalid;
+  if (bytes.size() < size_t{hdr.hdr_len} + hdr.data_len) return DecodeStatus::kNeedsMoreData;
+  cc_packet_event p;
+  std::memcpy(&p, bytes.data(), sizeof(p));
+  if (p.direction > CC_PKT_INGRESS || p.wire_len < hdr.data_len) return DecodeStatus::kInvalid;
+  out = Event{};
+  out.record_type = CC_REC_PACKET;
+  out.boot_ns = p.ts_ns;
+  out.ifindex = p.ifindex;
+  out.wire_len = p.wire_len;
+  out.direction = p.direction == CC_PKT_INGRESS ? Direction::kRead : Direction::kWrite;
+  out.flags = p.flags;
+  out.module = "pcap";
+  out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
+  return DecodeStatus::kSuccess;
+}
+
 }  // namespace
 
 DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
@@ -37,6 +55,7 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   cc_record_hdr hdr;
   std::memcpy(&hdr, bytes.data(), sizeof(hdr));
   if (hdr.type == CC_REC_KEYS) return decode_keys(bytes, hdr, out);
+  if (hdr.type == CC_REC_PACKET) return decode_packet(bytes, hdr, out);
   if (hdr.type != CC_REC_DATA) return hdr.type == 0 ? DecodeStatus::kInvalid : DecodeStatus::kIgnored;
   if (hdr.hdr_len != sizeof(cc_data_event) || hdr.data_len > CC_CHUNK_MAX) return DecodeStatus::kInvalid;
   if (bytes.size() < size_t{hdr.hdr_len} + hdr.data_len) return DecodeStatus::kNeedsMoreData;
@@ -71,6 +90,8 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
   out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
   out.record_type = CC_REC_DATA;
+  out.ifindex = 0;
+  out.wire_len = 0;
   out.key_record = {};
   return DecodeStatus::kSuccess;
 }

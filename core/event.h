@@ -37,10 +37,15 @@ struct Event {
   std::string_view comm;
   std::string_view module = "tls";
   std::span<const uint8_t> payload;
-  // CC_REC_DATA or CC_REC_KEYS. A keys record has no payload; key_record
-  // holds its raw bytes (a cc_keys_event, possibly unaligned: memcpy it).
+  // CC_REC_DATA, CC_REC_KEYS or CC_REC_PACKET. A keys record has no
+  // payload; key_record holds its raw bytes (a cc_keys_event, possibly
+  // unaligned: memcpy it). A packet's payload is its captured bytes from the
+  // link-layer header on; direction kWrite = egress (sent), kRead = ingress;
+  // flags are CC_PKT_*.
   uint16_t record_type = CC_REC_DATA;
   std::span<const uint8_t> key_record;
+  uint32_t ifindex = 0;   // packets: interface
+  uint32_t wire_len = 0;  // packets: length on the wire (>= payload.size())
 
   bool has_tuple() const { return (flags & CC_FLAG_HAS_TUPLE) && family != 0; }
   bool last_chunk() const { return flags & CC_FLAG_LAST_CHUNK; }

@@ -1,5 +1,7 @@
 #include "core/tls_capture.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -159,6 +161,35 @@ void TlsCapture::detach() {
   for (auto& [key, links] : probe_links_) destroy(links);
   probe_links_.clear();
   destroy(tracepoint_links_);
+  for (int fd : tc_link_fds_) close(fd);  // closing a TCX link's fd detaches it
+  tc_link_fds_.clear();
+}
+
+Result<void> TlsCapture::attach_packets(int ifindex, const std::string& ifname, bool egress, bool ingress) {
+  // BPF_TCX_INGRESS / BPF_TCX_EGRESS (kernel 6.6): Debian 12's libbpf 1.1
+  // and uapi headers predate them, so the numbers are spelled out here;
+  // bpf_link_create passes them through unchanged.
+  constexpr int kTcxIngress = 46, kTcxEgress = 47;
+  auto* s = skel_->raw();
+  struct {
+    bool want;
+    bpf_program* prog;
+    int attach_type;
+    const char* name;
+  } hooks[] = {{egress, s->progs.tc_egress, kTcxEgress, "egress"}, {ingress, s->progs.tc_ingress, kTcxIngress, "ingress"}};
+  for (const auto& h : hooks) {
+    if (!h.want) continue;
+    int fd = bpf_link_create(bpf_program__fd(h.prog), ifindex, static_cast<bpf_attach_type>(h.attach_type), nullptr);
+    if (fd < 0) {
+      int err = -fd;
+      return make_error(fmt::format("cannot attach the packet capture to the {} of {} (tcx link): {}{}", h.name,
+                                    ifname, std::strerror(err),
+                                    err == EINVAL ? " (tcx needs Linux 6.6 or later)" : ""),
+                        err);
+    }
+    tc_link_fds_.push_back(fd);
+  }
+  return {};
 }
 
 Result<void> TlsCapture::attach_tracepoints() {

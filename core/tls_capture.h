@@ -34,7 +34,8 @@ class TlsCapture {
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
   ~TlsCapture();
 
-  // Detaches every probe (idempotent). Records already in the rings stay.
+  // Detaches every probe and packet hook (idempotent). Records already in
+  // the rings stay.
   void detach();
 
   // Run-time filters through the BPF maps (nothing is detached). Empty
@@ -48,6 +49,12 @@ class TlsCapture {
   // so far are removed again). Records already in the rings stay. Not with
   // Options::keys (key layouts are learnt at start-up, by forking).
   Result<void> retarget(const DiscoveryOptions& discovery);
+  // Packets (-m pcap): attaches the tc programs to the interface, egress
+  // and/or ingress, as TCX links (kernel 6.6+). A link lives as long as its
+  // fd: no qdisc is created or removed, other tc programs on the interface
+  // (and other tools' clsact filters) are left alone, and a crash detaches
+  // them too.
+  Result<void> attach_packets(int ifindex, const std::string& ifname, bool egress, bool ingress);
 
   TlsSkeleton& skeleton() { return *skel_; }
   const std::vector<TlsTarget>& targets() const { return targets_; }
@@ -82,6 +89,7 @@ class TlsCapture {
   std::vector<std::string> notes_;
   std::vector<bpf_link*> tracepoint_links_;
   std::map<ProbeKey, std::vector<bpf_link*>> probe_links_;
+  std::vector<int> tc_link_fds_;
   size_t uprobes_ = 0;
   bool keys_ = false;
   bool data_ = true;

@@ -17,6 +17,7 @@ BUILD_PKGS=(
   libprotobuf-dev protobuf-compiler libboost-dev libnghttp2-dev
   libhttp-parser-dev
   libssl-dev
+  libpcap-dev
 )
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets

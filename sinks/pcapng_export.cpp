@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "sinks/pcapng_blocks.h"
 #include "sinks/pcapng_export.h"
 
 namespace clearcap {
@@ -34,30 +35,7 @@ namespace clearcap {
 namespace {
 
 constexpr uint32_t kMaxSegment = 65495;  // 65535 - 20 (IPv4) - 20 (TCP)
-constexpr uint16_t kLinktypeRaw = 101;   // LINKTYPE_RAW: IPv4 or IPv6 by version nibble
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kPsh = 0x08, kAck = 0x10;
-
-template <typename T>
-void put(std::string& out, T v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
-}
-void pad4(std::string& out) { out.append((4 - out.size() % 4) % 4, '\0'); }
-
-void put_option(std::string& out, uint16_t code, std::string_view value) {
-  put<uint16_t>(out, code);
-  put<uint16_t>(out, static_cast<uint16_t>(value.size()));
-  out.append(value);
-  pad4(out);
-}
-
-// Wraps `body` (already 4-byte padded) as a block.
-void put_block(std::string& out, uint32_t type, const std::string& body) {
-  const uint32_t total = static_cast<uint32_t>(12 + body.size());
-  put(out, type);
-  put(out, total);
-  out.append(body);
-  put(out, total);
-}
 
 uint32_t fnv1a(const void* data, size_t n, uint32_t h = 2166136261u) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -93,22 +71,8 @@ struct Flow {
 class PcapngExporter : public Exporter {
  public:
   PcapngExporter(std::unique_ptr<OutFile> out, std::string version) : out_(std::move(out)) {
-    std::string body;
-    put<uint32_t>(body, 0x1A2B3C4D);
-    put<uint16_t>(body, 1);
-    put<uint16_t>(body, 0);
-    put<int64_t>(body, -1);
-    put_option(body, 4, "clearcap " + version + " (export: TLS plaintext as synthesized TCP)");  // shb_userappl
-    put<uint32_t>(body, 0);  // opt_endofopt
-    put_block(buf_, 0x0A0D0D0A, body);
-    body.clear();
-    put<uint16_t>(body, kLinktypeRaw);
-    put<uint16_t>(body, 0);
-    put<uint32_t>(body, 0);  // snaplen: no limit
-    put_option(body, 2, "clearcap");                 // if_name
-    put_option(body, 9, std::string_view("\x09", 1));  // if_tsresol: nanoseconds
-    put<uint32_t>(body, 0);
-    put_block(buf_, 0x00000001, body);
+    pcapng::put_shb(buf_, "clearcap " + version + " (export: TLS plaintext as synthesized TCP)");
+    pcapng::put_idb(buf_, pcapng::kLinktypeRaw, 0, "clearcap");  // snaplen 0: no limit
   }
 
   Result<void> write(const Event& ev) override {
@@ -265,23 +229,14 @@ class PcapngExporter : public Exporter {
     pkt_.append(reinterpret_cast<const char*>(tcp), 20);
     pkt_.append(reinterpret_cast<const char*>(data.data()), data.size());
 
-    body_.clear();
-    put<uint32_t>(body_, 0);
-    put<uint32_t>(body_, static_cast<uint32_t>(ts >> 32));
-    put<uint32_t>(body_, static_cast<uint32_t>(ts));
-    put<uint32_t>(body_, static_cast<uint32_t>(pkt_.size()));
-    put<uint32_t>(body_, static_cast<uint32_t>(pkt_.size()));
-    body_.append(pkt_);
-    pad4(body_);
-    if (!comment.empty()) put_option(body_, 1, comment);  // opt_comment
-    put<uint32_t>(body_, 0);
-    put_block(buf_, 0x00000006, body_);
+    pcapng::put_epb(buf_, 0, ts, {reinterpret_cast<const uint8_t*>(pkt_.data()), pkt_.size()},
+                    static_cast<uint32_t>(pkt_.size()), comment);
     packets_++;
   }
 
   std::unique_ptr<OutFile> out_;
   std::map<std::string, Flow> flows_;
-  std::string buf_, pkt_, body_;
+  std::string buf_, pkt_;
   uint64_t last_ts_ = 0;
   uint64_t packets_ = 0, connections_ = 0, other_end_ = 0, synthesized_ = 0;
 };

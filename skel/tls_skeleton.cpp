@@ -31,6 +31,11 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
   self->ring_bytes_ = opts.ring_bytes;
   self->skel_->rodata->wakeup_bytes = opts.wakeup_bytes;
   bpf_map__set_max_entries(self->skel_->maps.rings, static_cast<uint32_t>(ncpu));
+  // One 64 KiB packet scratch per CPU (too big for a per-CPU map value).
+  bpf_map__set_max_entries(self->skel_->maps.pkt_scratch_map, static_cast<uint32_t>(ncpu));
+  if (opts.snap_len == 0 || opts.snap_len > CC_PACKET_MAX)
+    return make_error(fmt::format("snap length {} is out of range 1..{}", opts.snap_len, CC_PACKET_MAX), EINVAL);
+  self->skel_->rodata->snap_len = opts.snap_len;
 
   // Every inner ring must match the template's size; create the rings first
   // and use one of them as the template.

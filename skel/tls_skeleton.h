@@ -25,6 +25,7 @@ class TlsSkeleton {
   struct Options {
     uint32_t ring_bytes = 4u << 20;    // per CPU; a power of two, multiple of the page size
     uint64_t wakeup_bytes = 1u << 20;  // wake the reader once this much waits; 0 = every record
+    uint32_t snap_len = CC_PACKET_MAX; // tc packet capture: bytes copied per packet at most
   };
 
   static Result<std::unique_ptr<TlsSkeleton>> open_and_load(const Options& opts);

@@ -30,7 +30,22 @@
 enum cc_record_type {
 	CC_REC_DATA = 1, /* struct cc_data_event + payload */
 	CC_REC_KEYS = 2, /* struct cc_keys_event, no payload */
+	CC_REC_PACKET = 3, /* struct cc_packet_event + captured packet bytes (tc, -m pcap) */
 };
+
+/* Bytes of one packet a record carries at most (the largest --snaplen). A
+ * longer packet is cut to the snap length and marked CC_PKT_TRUNCATED; its
+ * wire length stays in the record. */
+#define CC_PACKET_MAX 65535u
+
+/* cc_packet_event.direction */
+enum cc_pkt_direction {
+	CC_PKT_EGRESS = 0,  /* leaving the interface (sent) */
+	CC_PKT_INGRESS = 1, /* arriving on the interface (received) */
+};
+
+/* cc_packet_event.flags */
+#define CC_PKT_TRUNCATED (1u << 0) /* cut to the snap length: data_len < wire_len */
 
 /* cc_data_event.direction */
 enum cc_direction {
@@ -147,6 +162,24 @@ struct cc_keys_event {
 	__u8 items[CC_KEY__COUNT][CC_KEY_SECRET_MAX]; /* index = enum cc_key_item; unused bytes zero */
 };
 
+/*
+ * One packet seen by the tc program on an interface (-m pcap). Record =
+ * struct cc_packet_event, then data_len bytes from the link-layer header on
+ * (Ethernet on Ethernet devices and on lo). New record type, no existing
+ * layout changed: CC_ABI_VERSION stays.
+ */
+struct cc_packet_event {
+	struct cc_record_hdr hdr; /* data_len = captured bytes, <= CC_PACKET_MAX */
+	__u32 ifindex;            /* interface the packet was seen on */
+	__u32 wire_len;           /* skb->len: the whole packet, captured or not */
+	__u8 direction;           /* enum cc_pkt_direction */
+	__u8 flags;               /* CC_PKT_* */
+	__u16 _pad0;
+	__u32 _pad1;
+	__u64 ts_ns;              /* bpf_ktime_get_boot_ns() in the tc program; same offset as in
+	                           * cc_data_event: the processor merges by it */
+};
+
 /* Per-CPU loss and activity counters (PERCPU_ARRAY "stats", index = enum). */
 enum cc_stat {
 	CC_STAT_EVENTS = 0,           /* records written to a ring */
@@ -167,6 +200,13 @@ enum cc_stat {
 	CC_STAT_KEYS,                 /* key records written to a ring */
 	CC_STAT_KEYS_READ_FAULT,      /* key items that could not be read from the library object */
 	CC_STAT_KEYS_RINGBUF_FULL,    /* key records dropped: ring had no room */
+	CC_STAT_PACKETS,              /* packet records written to a ring (-m pcap) */
+	CC_STAT_PACKET_BYTES,         /* packet bytes in those records */
+	CC_STAT_PACKETS_RINGBUF_FULL, /* packets dropped: ring had no room */
+	CC_STAT_PACKETS_RINGBUF_FULL_BYTES, /* captured bytes in those packets */
+	CC_STAT_PACKETS_TRUNCATED,    /* packets cut to the snap length (kept, marked; not a loss) */
+	CC_STAT_PACKETS_READ_FAULT,   /* packets dropped: bpf_skb_load_bytes failed */
+	CC_STAT_PACKETS_SCRATCH_BUSY, /* packets dropped: this CPU's packet scratch was in use */
 	CC_STAT__COUNT,
 };
 
@@ -195,6 +235,8 @@ static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offse
 static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_event laddr offset");
 static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
 static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
+static_assert(sizeof(struct cc_packet_event) == 32, "cc_packet_event layout");
+static_assert(__builtin_offsetof(struct cc_packet_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_packet_event ts_ns offset");
 #else
 _Static_assert(sizeof(struct cc_record_hdr) == 8, "cc_record_hdr layout");
 _Static_assert(sizeof(struct cc_data_event) == 128, "cc_data_event layout");
@@ -209,6 +251,8 @@ _Static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offs
 _Static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_event laddr offset");
 _Static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
 _Static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
+_Static_assert(sizeof(struct cc_packet_event) == 32, "cc_packet_event layout");
+_Static_assert(__builtin_offsetof(struct cc_packet_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_packet_event ts_ns offset");
 #endif
 
 #endif /* CLEARCAP_ABI_H */

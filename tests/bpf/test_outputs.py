@@ -287,6 +287,12 @@ class OutputsTest(unittest.TestCase):
                 # Peer back on the same port: delivery resumes (backoff <= 5 s).
                 srv2 = LineServer(port)
                 self.addCleanup(srv2.stop)
+                # Wait for the reconnect (backoff up to 5 s) and for the queue
+                # the outage filled to drain: an event produced while that
+                # queue is still full is dropped by design (and counted).
+                h.wait_for(lambda: srv2.events(), 30, what="clearcap reconnecting to the restarted listener")
+                h.wait_for(lambda: h.matching(srv2.events(), f"PUT /upload/{tup} ") or
+                           len(srv2.events()) >= 8, 30, what="the queued backlog on the new connection")
                 cpid3, _ = curl_get(self, ngx.port, f"/{t3}")
                 h.wait_for(lambda: h.matching(srv2.events(), f"GET /{t3} ", pid=cpid3), 30,
                            what="t3 request on the restarted TCP listener")

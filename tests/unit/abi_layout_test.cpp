@@ -57,6 +57,20 @@ TEST(AbiLayout, FilterCfg) {
   EXPECT_EQ(sizeof(cc_filter_cfg), 16u);
 }
 
+TEST(AbiLayout, PacketEvent) {
+  EXPECT_FIELD(cc_packet_event, hdr, 0, 8);
+  EXPECT_FIELD(cc_packet_event, ifindex, 8, 4);
+  EXPECT_FIELD(cc_packet_event, wire_len, 12, 4);
+  EXPECT_FIELD(cc_packet_event, direction, 16, 1);
+  EXPECT_FIELD(cc_packet_event, flags, 17, 1);
+  // The processor reads every record's timestamp at this one offset.
+  EXPECT_FIELD(cc_packet_event, ts_ns, offsetof(cc_data_event, ts_ns), 8);
+  EXPECT_EQ(sizeof(cc_packet_event), 32u);
+  // The tc program bounds the copy length with the mask 0xffff.
+  EXPECT_EQ(CC_PACKET_MAX, 0xffffu);
+  EXPECT_EQ(CC_REC_PACKET, 3);
+}
+
 TEST(AbiLayout, Constants) {
   // The BPF side bounds lengths for the verifier with the mask
   // CC_CHUNK_MAX * 2 - 1, which is a no-op for len <= CC_CHUNK_MAX only when

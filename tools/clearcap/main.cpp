@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
              "SIGHUP reopens every output file (logrotate: create or copytruncate).\n"
              "  clearcap tls --ecaptureq ws://127.0.0.1:28257/ --listen 127.0.0.1:28256\n"
              "                                             stream to eCaptureQ clients; retarget with POST /tls\n"
+             "  clearcap tls -m pcap -i eth0 -w out.pcapng tcp port 443\n"
+             "                                             packets + keys in one pcapng: Wireshark decrypts it alone\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
   clearcap::TlsCommandOptions o;
@@ -104,12 +106,27 @@ int main(int argc, char** argv) {
                   "system libssl and every libssl mapped by running processes)");
   tls->add_option("-m,--model", mode,
                   "Capture mode: text (plaintext events); keylog or key (TLS secrets in NSS key log format for "
-                  "Wireshark, written to -k as each handshake completes)")
+                  "Wireshark, written to -k as each handshake completes); pcap or pcapng (packets of -i IFACE and "
+                  "the TLS keys as Decryption Secrets Blocks in one pcapng file, -w; Wireshark decrypts it without "
+                  "a key log file)")
       ->check(CLI::IsMember({"text", "keylog", "key", "pcap", "pcapng"}))
       ->capture_default_str();
-  tls->add_option("-w,--capture-file", o.capture_file,
+  tls->add_option("-w,--capture-file,--pcapfile", o.capture_file,
                   "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) instead "
-                  "of printing them; convert later with clearcap export");
+                  "of printing them; convert later with clearcap export. With -m pcap: the pcapng file (default "
+                  "save.pcapng, created mode 0600: it holds TLS secrets)");
+  tls->add_option("-i,--ifname", o.ifname,
+                  "-m pcap: the network interface to capture on (required), e.g. eth0 or lo. tc programs on its "
+                  "egress and ingress (egress only on lo, where every packet passes both)");
+  tls->add_option("--snaplen", o.snaplen,
+                  "-m pcap: bytes kept of each packet at most; longer packets are cut (their wire length is kept "
+                  "and the cut is counted)")
+      ->check(CLI::Range(64u, 65535u))
+      ->capture_default_str();
+  std::vector<std::string> filter_words;
+  tls->add_option("filter", filter_words,
+                  "-m pcap: a pcap filter expression (pcap-filter(7)), e.g. tcp port 443. Applied in userspace "
+                  "(libpcap) to every packet the tc program copies; packets left out are counted in the summary");
   tls->add_option("--zstd-level", o.zstd_level,
                   "zstd level for -w (1 = fastest; higher = smaller files, more CPU on the writer thread)")
       ->check(CLI::Range(-7, 19))
@@ -128,8 +145,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
   exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
   tls->add_option("-k,--keylogfile", o.keylog_file,
-                  "Key log file for -m keylog (created mode 0600, appended to; one set of lines per handshake, "
-                  "deduplicated by client random)")
+                  "Key log file for -m keylog, and with -m pcap also when given (created mode 0600, appended to; "
+                  "one set of lines per handshake, deduplicated by client random)")
       ->capture_default_str();
 
   try {
@@ -153,8 +170,17 @@ int main(int argc, char** argv) {
   }
   if (exp->parsed()) return clearcap::run_export_command(eo);
   if (mode == "key") mode = "keylog";
-  if (mode == "pcap" || mode == "pcapng") {
-    std::fprintf(stderr, "clearcap: -m %s is not available in this build; use -m text or -m keylog\n", mode.c_str());
+  if (mode == "pcapng") mode = "pcap";
+  o.keylog_given = tls->count("-k") > 0;
+  for (const auto& w : filter_words) o.filter += (o.filter.empty() ? "" : " ") + w;
+  if (mode == "pcap") {
+    if (o.ifname.empty()) {
+      std::fprintf(stderr, "clearcap: -m pcap needs an interface: -i IFACE (e.g. -i eth0, -i lo)\n");
+      return 2;
+    }
+    if (o.capture_file.empty()) o.capture_file = "save.pcapng";
+  } else if (!o.filter.empty() || !o.ifname.empty()) {
+    std::fprintf(stderr, "clearcap: -i and a filter expression ('%s') are for -m pcap only\n", o.filter.c_str());
     return 2;
   }
   if (mode == "keylog" && !o.capture_file.empty()) {

@@ -1,5 +1,6 @@
 #include "tools/clearcap/tls_command.h"
 
+#include <net/if.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <optional>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -27,6 +29,8 @@
 #include "sinks/keylog.h"
 #include "sinks/ecaptureq_convert.h"
 #include "sinks/ecaptureq_server.h"
+#include "sinks/pcap_sink.h"
+#include "sinks/pcapng_blocks.h"
 #include "tools/clearcap/outputs.h"
 #include "tools/clearcap/remote_control.h"
 
@@ -118,12 +122,14 @@ uint64_t lost_records(const Totals& t) {
   const auto& b = t.bpf;
   return b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] + b[CC_STAT_NO_ENTRY_STATE] +
          b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + b[CC_STAT_SCRATCH_BUSY] +
-         b[CC_STAT_KEYS_RINGBUF_FULL] + b[CC_STAT_KEYS_READ_FAULT] + t.oversize + t.decode_errors;
+         b[CC_STAT_KEYS_RINGBUF_FULL] + b[CC_STAT_KEYS_READ_FAULT] + b[CC_STAT_PACKETS_RINGBUF_FULL] +
+         b[CC_STAT_PACKETS_READ_FAULT] + b[CC_STAT_PACKETS_SCRATCH_BUSY] + t.oversize + t.decode_errors;
 }
 
 uint64_t lost_bytes(const Totals& t) {
   const auto& b = t.bpf;
-  return b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES];
+  return b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES] +
+         b[CC_STAT_PACKETS_RINGBUF_FULL_BYTES];
 }
 
 // One line for --stats: totals and the event rate since the previous line.
@@ -135,7 +141,7 @@ void print_status(const Totals& t, const Totals& prev, double interval_s) {
       t.bpf[CC_STAT_RINGBUF_FULL], output_errors);
 }
 
-void print_summary(const Totals& t, double seconds, const KeylogSink* keylog) {
+void print_summary(const Totals& t, double seconds, const KeylogSink* keylog, const PcapSink* pcap) {
   const auto& b = t.bpf;
   console("--- summary ({:.1f} s) ---", seconds);
   console("events: {} ({} bytes of plaintext)", t.events, t.bytes);
@@ -152,6 +158,17 @@ void print_summary(const Totals& t, double seconds, const KeylogSink* keylog) {
         "records dropped (ring full): {}; key reads that faulted: {}",
         keylog->handshakes(), keylog->path(), keylog->duplicates(), keylog->incomplete(), b[CC_STAT_KEYS_RINGBUF_FULL],
         b[CC_STAT_KEYS_READ_FAULT]);
+  if (pcap) {
+    auto c = pcap->counters();
+    console("packets: {} written to {}, {} left out by the filter expression (applied in userspace), {} cut to the "
+        "snap length; dropped in the kernel: ring full {} ({} bytes), copy failed {}, scratch busy {}",
+        c.packets, pcap->path(), c.filtered, b[CC_STAT_PACKETS_TRUNCATED], b[CC_STAT_PACKETS_RINGBUF_FULL],
+        b[CC_STAT_PACKETS_RINGBUF_FULL_BYTES], b[CC_STAT_PACKETS_READ_FAULT], b[CC_STAT_PACKETS_SCRATCH_BUSY]);
+    console("pcap keys: {} Decryption Secrets Blocks, {} duplicate key records (other end), {} unusable; TLS "
+        "connections held for keys: {}, written without keys (grace period over or limit): {} ({} packets)",
+        c.secrets_blocks, c.duplicate_keys, c.unusable_keys, c.held_connections, c.missed_connections,
+        c.missed_packets);
+  }
   console("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
   for (const auto& o : t.outputs)
     console("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name, o.write_errors,
@@ -320,8 +337,35 @@ int run_tls_command(const TlsCommandOptions& o) {
   copts.discovery.pids = o.pids;
   copts.uid = o.uid;
   const bool keylog_mode = o.mode == "keylog";
-  copts.keys = keylog_mode;
-  copts.data = !keylog_mode;
+  const bool pcap_mode = o.mode == "pcap";
+  copts.keys = keylog_mode || pcap_mode;
+  copts.data = !keylog_mode && !pcap_mode;
+  copts.skel.snap_len = o.snaplen;
+
+  // -m pcap: interface, link type and filter are checked before any BPF work.
+  unsigned ifindex = 0;
+  bool loopback = false;
+  uint16_t linktype = pcapng::kLinktypeEthernet;
+  std::unique_ptr<PacketFilter> filter;
+  if (pcap_mode) {
+    ifindex = if_nametoindex(o.ifname.c_str());
+    if (ifindex == 0) {
+      console("no network interface '{}' ({}); see `ip link` for the names", o.ifname, std::strerror(errno));
+      return 1;
+    }
+    // ARPHRD_ETHER (1) and ARPHRD_LOOPBACK (772) carry an Ethernet header
+    // at tc; tunnels (ARPHRD_NONE ...) start at the IP header.
+    int arphrd = 0;
+    std::ifstream(fmt::format("/sys/class/net/{}/type", o.ifname)) >> arphrd;
+    loopback = arphrd == 772;
+    if (arphrd != 1 && arphrd != 772) linktype = pcapng::kLinktypeRaw;
+    auto f = PacketFilter::compile(o.filter, linktype == pcapng::kLinktypeRaw ? PacketFilter::Link::kRaw : PacketFilter::Link::kEthernet, o.snaplen);
+    if (!f) {
+      console("{}", f.error().message);
+      return 1;
+    }
+    filter = std::move(*f);
+  }
 
   auto capture = TlsCapture::create(copts);
   if (!capture) {
@@ -334,6 +378,18 @@ int run_tls_command(const TlsCommandOptions& o) {
     for (const auto& t : cap.targets())
       log("target: {} ({} functions{})", t.display, t.offsets.size(),
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
+  }
+
+  if (pcap_mode) {
+    for (const auto& n : cap.key_notes())
+      if (o.debug || n.rfind("keys cannot", 0) == 0) log("{}", n);
+    if (cap.key_targets() == 0)
+      console("no hooked library gives TLS keys (see above): packets are captured, but Wireshark will not decrypt them");
+    // On lo every packet passes egress and then ingress: once is enough.
+    if (auto r = cap.attach_packets(static_cast<int>(ifindex), o.ifname, true, !loopback); !r) {
+      console("{}", r.error().message);
+      return 1;
+    }
   }
 
   if (keylog_mode) {
@@ -353,7 +409,32 @@ int run_tls_command(const TlsCommandOptions& o) {
   std::unique_ptr<EventSink> output;
   KeylogSink* keylog = nullptr;
   CaptureFileSink* capture_file = nullptr;
-  if (keylog_mode) {
+  PcapSink* pcap = nullptr;
+  std::unique_ptr<KeylogSink> pcap_keys;  // -m pcap with -k: keys also to the key log file
+  if (pcap_mode) {
+    if (o.keylog_given) {
+      auto k = KeylogSink::open(o.keylog_file);
+      if (!k) {
+        console("{}", k.error().message);
+        return 1;
+      }
+      pcap_keys = std::move(*k);
+      keylog = pcap_keys.get();
+    }
+    PcapSink::Options popts;
+    popts.path = o.capture_file;
+    popts.if_name = o.ifname;
+    popts.linktype = linktype;
+    popts.snaplen = o.snaplen;
+    popts.userappl = std::string("clearcap ") + CLEARCAP_VERSION;
+    auto p = PcapSink::open(popts, std::move(filter), pcap_keys.get());
+    if (!p) {
+      console("{}", p.error().message);
+      return 1;
+    }
+    pcap = p->get();
+    output = std::move(*p);
+  } else if (keylog_mode) {
     auto k = KeylogSink::open(o.keylog_file);
     if (!k) {
       console("{}", k.error().message);
@@ -375,7 +456,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   }
   std::unique_ptr<TeeSink> tee;
   EventSink* sink_ptr = &outputs->sink();
-  if (output && outputs->has_event_outputs()) {
+  if (output && outputs->has_event_outputs() && !pcap_mode) {  // packets are for the pcapng only
     tee = std::make_unique<TeeSink>(*output, outputs->sink());
     sink_ptr = tee.get();
   } else if (output) {
@@ -441,6 +522,11 @@ int run_tls_command(const TlsCommandOptions& o) {
   if (keylog_mode)
     console("keys: from {} of {} target(s), written to {} as each handshake completes", cap.key_targets(),
         cap.targets().size(), o.keylog_file);
+  if (pcap_mode)
+    console("packets: {} ({}), {}, filter '{}' (applied in userspace), snap length {}; keys from {} of {} target(s) "
+        "as Decryption Secrets Blocks{}",
+        o.ifname, loopback ? "egress only: loopback" : "egress and ingress", o.capture_file, o.filter, o.snaplen,
+        cap.key_targets(), cap.targets().size(), keylog ? fmt::format(" and to {}", o.keylog_file) : "");
   // Composed before the API can retarget anything, printed once all is up.
   const std::string ready_line = fmt::format("ready: attached {} probes to {} target(s) ({}), {} ring(s) of {} KiB, {} reader(s)", cap.uprobes(),
       cap.targets().size(),
@@ -539,6 +625,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   sink.flush();
   if (capture_file) capture_file->finish();  // last frame compressed and written, file closed
   outputs->close_events();
+  if (pcap) pcap->finish();  // held connections written (counted as missed), file closed
   if (!processor.error().empty()) {
     console("processor failed: {}", processor.error());
     exit_code = 1;
@@ -546,7 +633,7 @@ int run_tls_command(const TlsCommandOptions& o) {
 
   Totals t = collect(cap, processor, readers, *outputs, output.get());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  print_summary(t, secs, keylog);
+  print_summary(t, secs, keylog, pcap);
   for (const auto& x : outputs->extras())
     if (x.network) console("output {}: {} records delivered, {} connection(s) made", x.name, x.delivered, x.connects);
   if (ecq) {

@@ -29,6 +29,10 @@ struct TlsCommandOptions {
   std::string ecaptureq_token;  // required from its clients when set
   std::string listen;           // HOST:PORT of the configuration API, "" = off
   std::string listen_token;     // required by the API when set
+  bool keylog_given = false;                        // -k was on the command line (pcap mode: keys also there)
+  std::string ifname;                               // -i, pcap mode
+  uint32_t snaplen = 65535;                         // --snaplen, pcap mode
+  std::string filter;                               // pcap mode: trailing arguments joined
 };
 
 // Returns the process exit code.

@@ -1,0 +1,371 @@
+#include "sinks/pcap_sink.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "core/boot_clock.h"
+#include "sinks/keylog.h"
+#include "sinks/pcapng_blocks.h"
+
+namespace clearcap {
+
+namespace {
+
+constexpr uint8_t kTcpFin = 0x01, kTcpRst = 0x04;
+constexpr size_t kDrainBytes = 256 * 1024;
+
+// Endpoint bytes: 16 address bytes (IPv4 in the first 4), port big-endian.
+void put_endpoint(uint8_t* dst, const uint8_t* addr, size_t alen, uint16_t port_host) {
+  std::memset(dst, 0, 18);
+  std::memcpy(dst, addr, alen);
+  dst[16] = static_cast<uint8_t>(port_host >> 8);
+  dst[17] = static_cast<uint8_t>(port_host);
+}
+
+// key[0] = IP version; [2..19] first endpoint, [20..37] second.
+void make_keys(uint8_t version, const uint8_t* a, const uint8_t* b, std::array<uint8_t, 40>& directed,
+               std::array<uint8_t, 40>& normalized) {
+  directed.fill(0);
+  directed[0] = version;
+  std::memcpy(&directed[2], a, 18);
+  std::memcpy(&directed[20], b, 18);
+  normalized = directed;
+  if (std::memcmp(a, b, 18) > 0) {
+    std::memcpy(&normalized[2], b, 18);
+    std::memcpy(&normalized[20], a, 18);
+  }
+}
+
+// A TLS record header of a handshake message (ContentType 22, version 3.x).
+bool starts_tls_handshake(std::span<const uint8_t> p) {
+  return p.size() >= 5 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04;
+}
+
+}  // namespace
+
+size_t PcapSink::KeyHash::operator()(const Key& k) const {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : k) h = (h ^ b) * 1099511628211ull;
+  return static_cast<size_t>(h);
+}
+
+Result<std::unique_ptr<PcapSink>> PcapSink::open(Options opts, std::unique_ptr<PacketFilter> filter,
+                                                 EventSink* keys_also) {
+  // Mode 0600: the file will hold TLS secrets (Decryption Secrets Blocks).
+  int fd = ::open(opts.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    return make_error(fmt::format("cannot create pcapng file {}: {} (pass another path with -w)", opts.path,
+                                  std::strerror(e)),
+                      e);
+  }
+  if (fchmod(fd, 0600)) {
+    int e = errno;
+    ::close(fd);
+    return make_error(fmt::format("cannot make pcapng file {} private (mode 0600): {}", opts.path, std::strerror(e)),
+                      e);
+  }
+  if (!opts.now_boot_ns) opts.now_boot_ns = [] { return BootClock::now_boot_ns(); };
+  return std::unique_ptr<PcapSink>(new PcapSink(std::move(opts), fd, std::move(filter), keys_also));
+}
+
+PcapSink::PcapSink(Options opts, int fd, std::unique_ptr<PacketFilter> filter, EventSink* keys_also)
+    : opts_(std::move(opts)), fd_(fd), filter_(std::move(filter)), keys_also_(keys_also) {
+  buf_.reserve(kDrainBytes + 2 * (CC_PACKET_MAX + 256));
+  pcapng::put_shb(buf_, opts_.userappl);
+  pcapng::put_idb(buf_, opts_.linktype, opts_.snaplen, opts_.if_name);
+}
+
+PcapSink::~PcapSink() { finish(); }
+
+bool PcapSink::parse(std::span<const uint8_t> pkt, Parsed& p) const {
+  size_t off = 0;
+  uint16_t ethertype = 0;
+  if (opts_.linktype == pcapng::kLinktypeEthernet) {
+    if (pkt.size() < 14) return false;
+    ethertype = static_cast<uint16_t>(pkt[12] << 8 | pkt[13]);
+    off = 14;
+    if (ethertype == 0x8100 && pkt.size() >= 18) {  // one VLAN tag
+      ethertype = static_cast<uint16_t>(pkt[16] << 8 | pkt[17]);
+      off = 18;
+    }
+  } else {
+    if (pkt.empty()) return false;
+    ethertype = (pkt[0] >> 4) == 6 ? 0x86DD : 0x0800;
+  }
+  const uint8_t* ip = pkt.data() + off;
+  size_t left = pkt.size() - off;
+  uint8_t version, proto;
+  size_t ip_len, alen, payload_end;
+  const uint8_t *src, *dst;
+  if (ethertype == 0x0800) {
+    if (left < 20 || (ip[0] >> 4) != 4) return false;
+    ip_len = size_t{ip[0] & 0x0fu} * 4;
+    if (ip_len < 20 || left < ip_len) return false;
+    if ((ip[6] & 0x1f) != 0 || ip[7] != 0) return true;  // a later fragment: no TCP header
+    proto = ip[9];
+    version = 4;
+    alen = 4;
+    src = ip + 12;
+    dst = ip + 16;
+    size_t total = static_cast<size_t>(ip[2] << 8 | ip[3]);
+    // A GSO packet captured before segmentation may carry 0 here.
+    payload_end = (total >= ip_len && total <= left) ? total : left;
+  } else if (ethertype == 0x86DD) {
+    if (left < 40 || (ip[0] >> 4) != 6) return false;
+    ip_len = 40;
+    proto = ip[6];  // extension headers are not followed: such packets are never held
+    version = 6;
+    alen = 16;
+    src = ip + 8;
+    dst = ip + 24;
+    size_t plen = static_cast<size_t>(ip[4] << 8 | ip[5]);
+    payload_end = (plen && 40 + plen <= left) ? 40 + plen : left;
+  } else {
+    return true;  // not IP: written as is
+  }
+  if (proto != 6 || payload_end < ip_len + 20) return true;
+  const uint8_t* tcp = ip + ip_len;
+  size_t tcp_len = size_t{tcp[12] >> 4} * 4;
+  if (tcp_len < 20 || ip_len + tcp_len > payload_end) return true;
+  uint8_t a[18], b[18];
+  put_endpoint(a, src, alen, static_cast<uint16_t>(tcp[0] << 8 | tcp[1]));
+  put_endpoint(b, dst, alen, static_cast<uint16_t>(tcp[2] << 8 | tcp[3]));
+  make_keys(version, a, b, p.sender, p.conn);
+  p.tcp = true;
+  p.tcp_flags = tcp[13];
+  p.payload = std::span<const uint8_t>(tcp + tcp_len, payload_end - ip_len - tcp_len);
+  return true;
+}
+
+void PcapSink::write(const Event& ev) {
+  if (finished_) return;
+  if (ev.record_type == CC_REC_PACKET) on_packet(ev);
+  else if (ev.record_type == CC_REC_KEYS) on_keys(ev);
+  else return;
+  // Records arrive in time order (the processor's merge), so their own time
+  // drives the grace period while traffic flows; flush() covers idle times.
+  expire(ev.boot_ns);
+  if (buf_.size() >= kDrainBytes) drain();
+}
+
+void PcapSink::flush() {
+  if (finished_) return;
+  expire(opts_.now_boot_ns());
+  drain();
+}
+
+void PcapSink::finish() {
+  if (finished_) return;
+  // Keys that never came: the packets are still worth having.
+  for (auto& [key, c] : conns_)
+    if (c.holding) release(c, true);
+  hold_order_.clear();
+  drain();
+  ::close(fd_);
+  finished_ = true;
+}
+
+void PcapSink::on_packet(const Event& ev) {
+  if (filter_ && !filter_->matches(ev.payload, ev.wire_len)) {
+    filtered_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const uint32_t flags = ev.direction == Direction::kRead ? pcapng::kEpbInbound : pcapng::kEpbOutbound;
+  Parsed p;
+  if (!parse(ev.payload, p)) {
+    unparsed_.fetch_add(1, std::memory_order_relaxed);
+    emit_packet(ev.payload, ev.wall_ns, ev.wire_len, flags);
+    return;
+  }
+  if (!p.tcp) {
+    emit_packet(ev.payload, ev.wall_ns, ev.wire_len, flags);
+    return;
+  }
+  auto it = conns_.find(p.conn);
+  if (it == conns_.end() && starts_tls_handshake(p.payload)) {
+    if (conns_.size() >= kMaxEntries) {
+      // Forget connections that are only passing through; held ones stay.
+      for (auto i = conns_.begin(); i != conns_.end();) i = i->second.holding ? std::next(i) : conns_.erase(i);
+    }
+    it = conns_.emplace(p.conn, Conn{}).first;
+    it->second.holding = true;
+    it->second.hold_since = ev.boot_ns;
+    hold_order_.emplace_back(ev.boot_ns, p.conn);
+    held_conns_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (it == conns_.end()) {
+    emit_packet(ev.payload, ev.wall_ns, ev.wire_len, flags);
+    return;
+  }
+  Conn& c = it->second;
+  if (!c.pending_dsb.empty()) {
+    // Keys reported before this connection's first packet passed the filter.
+    pcapng::put_dsb(buf_, pcapng::kSecretsTls, c.pending_dsb);
+    dsbs_.fetch_add(1, std::memory_order_relaxed);
+    c.pending_dsb.clear();
+    c.pending_dsb.shrink_to_fit();
+    c.keyed = true;
+  }
+  if (c.holding) {
+    // Only the handshake phase of a connection is held: a few packets. The
+    // copy (and its allocation) is the price of putting its keys first.
+    c.held.push_back(Held{ev.wall_ns, ev.wire_len, flags,
+                          std::string(reinterpret_cast<const char*>(ev.payload.data()), ev.payload.size())});
+    c.held_bytes += ev.payload.size();
+    held_total_ += ev.payload.size();
+    if (c.held_bytes > opts_.max_held_bytes_per_conn) release(c, true);
+    return;
+  }
+  emit_packet(ev.payload, ev.wall_ns, ev.wire_len, flags);
+  if (p.tcp_flags & (kTcpFin | kTcpRst)) conns_.erase(it);
+}
+
+void PcapSink::on_keys(const Event& ev) {
+  if (keys_also_) keys_also_->write(ev);
+  if (ev.key_record.size() < sizeof(cc_keys_event)) return;
+  cc_keys_event k;
+  std::memcpy(&k, ev.key_record.data(), sizeof(k));
+  lines_.clear();
+  if (format_keylog(k, lines_, cr_) == KeylogFormat::kInvalid) {
+    bad_keys_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Key directed{}, conn{};
+  const bool tuple = ev.has_tuple() && (ev.family == AF_INET || ev.family == AF_INET6);
+  if (tuple) {
+    const size_t alen = ev.family == AF_INET ? 4 : 16;
+    uint8_t local[18], peer[18];
+    put_endpoint(local, ev.saddr, alen, ev.sport);
+    put_endpoint(peer, ev.daddr, alen, ev.dport);
+    make_keys(ev.family == AF_INET ? 4 : 6, local, peer, directed, conn);
+    // What this process sends on the connection is its local -> peer.
+    if (owners_.size() >= kMaxEntries) owners_.clear();
+    owners_[directed] = Owner{ev.pid, std::string(ev.comm)};
+  }
+  if (seen_client_random(cr_)) {
+    dup_keys_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!tuple) {
+    // Cannot tell which connection: written at once, better early than never.
+    pcapng::put_dsb(buf_, pcapng::kSecretsTls, lines_);
+    dsbs_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) {
+    // No packet of this connection has passed the filter (yet): its keys go
+    // into the file only if one does, not the secrets of unrelated traffic.
+    if (conns_.size() >= kMaxEntries)
+      for (auto i = conns_.begin(); i != conns_.end();) i = i->second.holding ? std::next(i) : conns_.erase(i);
+    conns_[conn].pending_dsb = lines_;
+    return;
+  }
+  Conn& c = it->second;
+  pcapng::put_dsb(buf_, pcapng::kSecretsTls, lines_);
+  dsbs_.fetch_add(1, std::memory_order_relaxed);
+  if (c.holding) release(c, false);
+  c.keyed = true;
+}
+
+void PcapSink::emit_packet(std::span<const uint8_t> bytes, uint64_t wall_ns, uint32_t wire_len, uint32_t epb_flags) {
+  comment_.clear();
+  Parsed p;
+  if (!owners_.empty() && parse(bytes, p) && p.tcp) {
+    auto o = owners_.find(p.sender);
+    if (o != owners_.end()) fmt::format_to(std::back_inserter(comment_), "pid={} comm={}", o->second.pid, o->second.comm);
+  }
+  pcapng::put_epb(buf_, 0, wall_ns, bytes, wire_len, comment_, epb_flags);
+  packets_.fetch_add(1, std::memory_order_relaxed);
+  if (buf_.size() >= kDrainBytes) drain();
+}
+
+void PcapSink::release(Conn& c, bool missed) {
+  for (const Held& h : c.held)
+    emit_packet({reinterpret_cast<const uint8_t*>(h.bytes.data()), h.bytes.size()}, h.wall_ns, h.wire_len,
+                h.epb_flags);
+  if (missed) {
+    missed_conns_.fetch_add(1, std::memory_order_relaxed);
+    missed_packets_.fetch_add(c.held.size(), std::memory_order_relaxed);
+  }
+  held_total_ -= c.held_bytes;
+  c.held.clear();
+  c.held.shrink_to_fit();
+  c.held_bytes = 0;
+  c.holding = false;
+  // From now on the connection's packets are written at once, keys or not.
+  c.keyed = true;
+}
+
+void PcapSink::expire(uint64_t now) {
+  while (!hold_order_.empty()) {
+    auto [since, key] = hold_order_.front();
+    auto it = conns_.find(key);
+    if (it == conns_.end() || !it->second.holding || it->second.hold_since != since) {
+      hold_order_.pop_front();  // released already
+      continue;
+    }
+    const bool over_time = now >= since && now - since >= opts_.grace_ns;
+    if (!over_time && held_total_ <= opts_.max_held_bytes) break;
+    release(it->second, true);
+    hold_order_.pop_front();
+  }
+}
+
+void PcapSink::drain() {
+  size_t done = 0;
+  while (done < buf_.size()) {
+    ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    last_errno_.store(n < 0 ? errno : EIO, std::memory_order_relaxed);
+    write_errors_.fetch_add(1, std::memory_order_relaxed);
+    dropped_bytes_.fetch_add(buf_.size() - done, std::memory_order_relaxed);
+    break;
+  }
+  buf_.clear();
+}
+
+bool PcapSink::seen_client_random(const std::string& cr) {
+  if (seen_cr_.count(cr)) return true;
+  if (seen_cr_order_.size() >= kMaxEntries) {
+    seen_cr_.erase(seen_cr_order_.front());
+    seen_cr_order_.pop_front();
+  }
+  seen_cr_.insert(cr);
+  seen_cr_order_.push_back(cr);
+  return false;
+}
+
+PcapSink::Counters PcapSink::counters() const {
+  Counters c;
+  c.packets = packets_.load(std::memory_order_relaxed);
+  c.filtered = filtered_.load(std::memory_order_relaxed);
+  c.secrets_blocks = dsbs_.load(std::memory_order_relaxed);
+  c.duplicate_keys = dup_keys_.load(std::memory_order_relaxed);
+  c.unusable_keys = bad_keys_.load(std::memory_order_relaxed);
+  c.held_connections = held_conns_.load(std::memory_order_relaxed);
+  c.missed_connections = missed_conns_.load(std::memory_order_relaxed);
+  c.missed_packets = missed_packets_.load(std::memory_order_relaxed);
+  c.unparsed = unparsed_.load(std::memory_order_relaxed);
+  return c;
+}
+
+void PcapSink::collect_stats(std::vector<SinkStats>& out) const {
+  out.push_back({opts_.path, write_errors_.load(std::memory_order_relaxed),
+                 dropped_bytes_.load(std::memory_order_relaxed), 0, last_errno_.load(std::memory_order_relaxed)});
+}
+
+}  // namespace clearcap
