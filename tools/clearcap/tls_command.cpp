@@ -302,6 +302,10 @@ int run_tls_command(const TlsCommandOptions& o) {
   sigaddset(&stop_set, SIGINT);
   sigaddset(&stop_set, SIGTERM);
   sigaddset(&stop_set, SIGHUP);
+  // A shell starts background jobs with SIGINT ignored, and an ignored
+  // signal is discarded even while blocked: sigtimedwait() would never see
+  // it. Restore the default disposition first (it never runs: blocked).
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
   pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed stdout is an output error, counted
 
