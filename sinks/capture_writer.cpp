@@ -54,6 +54,31 @@ Result<void> PlainCaptureOutput::close() {
   return {};
 }
 
+// ---- RotatingCaptureOutput -------------------------------------------------------
+
+Result<std::unique_ptr<RotatingCaptureOutput>> RotatingCaptureOutput::open(const std::string& path,
+                                                                         RotatingFile::Options opts) {
+  // -w starts a new capture: an old file at the path is replaced, as without
+  // rotation (the RotatingFile itself appends, for reopen after logrotate).
+  if (::truncate(path.c_str(), 0) != 0 && errno != ENOENT)
+    return make_error(fmt::format("-w {}: cannot truncate the capture file: {}; check the path is writable", path,
+                                  std::strerror(errno)),
+                      errno);
+  std::unique_ptr<RotatingCaptureOutput> out(new RotatingCaptureOutput(path, std::move(opts)));
+  if (auto r = out->file_.open(); !r)
+    return make_error(fmt::format("-w {}", r.error().message), r.error().err);
+  return out;
+}
+
+Result<void> RotatingCaptureOutput::write(std::span<const uint8_t> bytes) {
+  return file_.write({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+}
+
+Result<void> RotatingCaptureOutput::close() {
+  file_.close();
+  return {};
+}
+
 // ---- CaptureFileSink -----------------------------------------------------------
 
 namespace {
@@ -67,6 +92,26 @@ Result<std::unique_ptr<CaptureFileSink>> CaptureFileSink::open(const std::string
     return make_error(fmt::format("--zstd-level {}: must be between {} and {}", opts.level, ZSTD_minCLevel(),
                                   ZSTD_maxCLevel()),
                       EINVAL);
+  return std::make_unique<CaptureFileSink>(std::move(*out), std::move(opts));
+}
+
+Result<std::unique_ptr<CaptureFileSink>> CaptureFileSink::open_rotating(const std::string& path,
+                                                                       RotatingFile::Options rotation, Options opts) {
+  if (opts.level < ZSTD_minCLevel() || opts.level > ZSTD_maxCLevel())
+    return make_error(fmt::format("--zstd-level {}: must be between {} and {}", opts.level, ZSTD_minCLevel(),
+                                  ZSTD_maxCLevel()),
+                      EINVAL);
+  // Called on the writer thread at the start of each file: the header of a
+  // capture starting now (its own start time and clock offset).
+  rotation.header = [version = opts.clearcap_version] {
+    std::vector<uint8_t> frame;
+    capfile::append_header_frame(
+        capfile::local_header(static_cast<int64_t>(BootClock::now_wall_ns() - BootClock::now_boot_ns()), version),
+        frame);
+    return std::string(frame.begin(), frame.end());
+  };
+  auto out = RotatingCaptureOutput::open(path, std::move(rotation));
+  if (!out) return tl::unexpected(out.error());
   return std::make_unique<CaptureFileSink>(std::move(*out), std::move(opts));
 }
 
@@ -180,6 +225,12 @@ void CaptureFileSink::writer_main() {
     Buffer* b = nullptr;
     full_.wait_dequeue(b);
     if (!b) break;
+    if (reopen_.exchange(false, std::memory_order_acq_rel)) {
+      if (auto r = out_->reopen(); !r) {
+        last_errno_.store(r.error().err, std::memory_order_relaxed);
+        write_errors_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     write_batch(*b);
     free_.try_enqueue(b);
   }

@@ -20,8 +20,9 @@
 // batch shares one offset, stored in the batch descriptor).
 //
 // Threads: write(), flush() and finish() on the processor thread (finish()
-// also from the owner once the processor has stopped); collect_stats() from
-// any thread; the writer thread is private.
+// also from the owner once the processor has stopped); collect_stats() and
+// request_reopen() from any thread; the writer thread is private (it alone
+// touches the CaptureOutput, so rotation and reopen happen there).
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,7 @@
 #include "core/result.h"
 #include "sinks/capture_format.h"
 #include "sinks/event_sink.h"
+#include "sinks/rotating_file.h"
 
 namespace clearcap {
 
@@ -52,6 +54,8 @@ class CaptureOutput {
   // True when the next write() is the first of a file (must begin with the header frame).
   virtual bool at_file_start() const = 0;
   virtual Result<void> close() = 0;
+  // SIGHUP: close and open the file again (logrotate). Default: nothing.
+  virtual Result<void> reopen() { return {}; }
   virtual const std::string& name() const = 0;
 };
 
@@ -72,6 +76,29 @@ class PlainCaptureOutput : public CaptureOutput {
   uint64_t written_ = 0;
 };
 
+// A RotatingFile (size/age rotation, timestamped names, retention, reopen).
+// The RotatingFile writes the header frame itself at the start of every new
+// file (first open, rotation, reopen after logrotate moved the file away),
+// so every rotated piece is a complete capture file on its own; a frame is
+// a record of the RotatingFile and is never split across pieces.
+// at_file_start() is therefore always false for the sink.
+class RotatingCaptureOutput : public CaptureOutput {
+ public:
+  // Truncates `path` (like -w without rotation) and opens it. `header`
+  // returns the header frame for each new file.
+  static Result<std::unique_ptr<RotatingCaptureOutput>> open(const std::string& path, RotatingFile::Options opts);
+  Result<void> write(std::span<const uint8_t> bytes) override;
+  bool at_file_start() const override { return false; }
+  Result<void> close() override;
+  Result<void> reopen() override { return file_.reopen(); }
+  const std::string& name() const override { return file_.path(); }
+  const RotatingFile& file() const { return file_; }
+
+ private:
+  RotatingCaptureOutput(std::string path, RotatingFile::Options opts) : file_(std::move(path), std::move(opts)) {}
+  RotatingFile file_;
+};
+
 class CaptureFileSink : public EventSink {
  public:
   struct Options {
@@ -88,6 +115,11 @@ class CaptureFileSink : public EventSink {
   CaptureFileSink& operator=(const CaptureFileSink&) = delete;
 
   static Result<std::unique_ptr<CaptureFileSink>> open(const std::string& path, Options opts);
+  // -w with rotation (--eventroratesize/--eventroratetime/--rotate-keep) and
+  // SIGHUP reopen: a RotatingCaptureOutput whose every file starts with a
+  // header frame. `rotation.header` is set here.
+  static Result<std::unique_ptr<CaptureFileSink>> open_rotating(const std::string& path, RotatingFile::Options rotation,
+                                                                Options opts);
 
   void write(const Event& ev) override;
   void flush() override;
@@ -96,6 +128,9 @@ class CaptureFileSink : public EventSink {
   // Hands over the last batch, waits for the writer to compress and write
   // everything, closes the output. Idempotent.
   void finish();
+  // Any thread (SIGHUP): the writer thread reopens the file before its next
+  // frame; the processor never waits for it.
+  void request_reopen() { reopen_.store(true, std::memory_order_release); }
 
   uint64_t frames_written() const { return frames_.load(std::memory_order_relaxed); }
   uint64_t dropped_events() const { return dropped_events_.load(std::memory_order_relaxed); }
@@ -130,6 +165,7 @@ class CaptureFileSink : public EventSink {
   std::atomic<uint64_t> dropped_bytes_{0};
   std::atomic<uint64_t> dropped_events_{0};
   std::atomic<int> last_errno_{0};
+  std::atomic<bool> reopen_{false};
 };
 
 }  // namespace clearcap

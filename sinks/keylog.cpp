@@ -28,6 +28,14 @@ bool all_zero(const uint8_t* b, size_t n) {
   return std::all_of(b, b + n, [](uint8_t x) { return x == 0; });
 }
 
+// One write per handshake (not batches of them), so that rotation by size
+// happens between handshakes: a few handshakes a second at most.
+class KeylogTransport : public FileTransport {
+ public:
+  using FileTransport::FileTransport;
+  bool is_stream() const override { return false; }
+};
+
 }  // namespace
 
 KeylogFormat format_keylog(const cc_keys_event& k, std::string& out, std::string& client_random) {
@@ -94,23 +102,29 @@ KeylogFormat format_keylog(const cc_keys_event& k, std::string& out, std::string
   return complete ? KeylogFormat::kTls13 : KeylogFormat::kIncomplete;
 }
 
-Result<std::unique_ptr<KeylogSink>> KeylogSink::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
+Result<std::unique_ptr<KeylogSink>> KeylogSink::open(const std::string& path, RotatingFile::Options rotation) {
+  // Narrow an existing file first: it will hold secrets.
+  if (::chmod(path.c_str(), 0600) != 0 && errno != ENOENT) {
     int e = errno;
-    return make_error(fmt::format("cannot open key log file {}: {} (pass another path with -k)", path,
-                                  std::strerror(e)),
-                      e);
-  }
-  if (fchmod(fd, 0600)) {
-    int e = errno;
-    close(fd);
     return make_error(fmt::format("cannot make key log file {} private (mode 0600): {}", path, std::strerror(e)), e);
   }
-  return std::unique_ptr<KeylogSink>(new KeylogSink(fd, path));
+  rotation.mode = 0600;
+  rotation.header = nullptr;
+  auto transport = std::make_unique<KeylogTransport>(path, std::move(rotation));
+  if (auto r = transport->connect(); !r)
+    return make_error(fmt::format("cannot open key log file {}: {} (pass another path with -k)", path,
+                                  std::strerror(r.error().err)),
+                      r.error().err);
+  auto writer = std::make_unique<AsyncWriter>(path, std::move(transport), AsyncWriter::Options{});
+  writer->start();
+  return std::unique_ptr<KeylogSink>(new KeylogSink(std::move(writer), path));
 }
 
-KeylogSink::~KeylogSink() { close(fd_); }
+KeylogSink::~KeylogSink() { finish(); }
+
+void KeylogSink::finish() { writer_->stop(); }
+
+void KeylogSink::flush() { writer_->wake(); }
 
 bool KeylogSink::seen(const std::string& client_random) {
   if (seen_set_.count(client_random)) return true;
@@ -140,25 +154,18 @@ void KeylogSink::write(const Event& ev) {
     return;
   }
   if (f == KeylogFormat::kIncomplete) incomplete_.fetch_add(1, std::memory_order_relaxed);
-  size_t done = 0;
-  while (done < line_buf_.size()) {
-    ssize_t n = ::write(fd_, line_buf_.data() + done, line_buf_.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    last_errno_.store(n < 0 ? errno : EIO, std::memory_order_relaxed);
-    write_errors_.fetch_add(1, std::memory_order_relaxed);
-    dropped_bytes_.fetch_add(line_buf_.size() - done, std::memory_order_relaxed);
-    return;
-  }
+  // One record per handshake: its lines stay together in one file. The
+  // writer is woken at once (a handshake, not a byte stream) so a reader
+  // sees the keys as soon as the handshake is done.
+  if (!writer_->push(line_buf_)) return;  // counted by the writer
+  writer_->wake();
   handshakes_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void KeylogSink::collect_stats(std::vector<SinkStats>& out) const {
-  out.push_back({path_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
-                 0, last_errno_.load(std::memory_order_relaxed)});
+  SinkStats st = writer_->stats();
+  st.name = path_;
+  out.push_back(st);
 }
 
 }  // namespace clearcap

@@ -15,7 +15,9 @@
 #include <unordered_set>
 
 #include "core/result.h"
+#include "sinks/async_writer.h"
 #include "sinks/event_sink.h"
+#include "sinks/rotating_file.h"
 
 namespace clearcap {
 
@@ -31,17 +33,29 @@ enum class KeylogFormat {
 // as read, or derived from the handshake secret and transcript hash.
 KeylogFormat format_keylog(const cc_keys_event& k, std::string& out, std::string& client_random);
 
-// Thread: processor thread for write/flush; any thread for collect_stats.
+// The lines go to the file through an AsyncWriter (its own writer thread)
+// over a RotatingFile: rotation (--eventroratesize/--eventroratetime/
+// --rotate-keep) and SIGHUP reopen happen on that thread, never on the
+// processor. One handshake's lines are one record, so they are never split
+// across rotated files; every file is created 0600.
+//
+// Thread: processor thread for write/flush; any thread for collect_stats,
+// request_reopen; the owner for finish().
 class KeylogSink : public EventSink {
  public:
   // Creates (or appends to) `path` with mode 0600; an existing file is
-  // narrowed to 0600 too, because it will hold secrets.
-  static Result<std::unique_ptr<KeylogSink>> open(const std::string& path);
+  // narrowed to 0600 too, because it will hold secrets. `rotation.mode` is
+  // forced to 0600.
+  static Result<std::unique_ptr<KeylogSink>> open(const std::string& path, RotatingFile::Options rotation = {});
   ~KeylogSink() override;
 
   void write(const Event& ev) override;
-  void flush() override {}  // every handshake is written at once
+  void flush() override;  // wakes the writer: every handshake reaches the file at once
   void collect_stats(std::vector<SinkStats>& out) const override;
+  // SIGHUP: the writer thread reopens the file.
+  void request_reopen() { writer_->request_reopen(); }
+  // Delivers what is queued and closes the file. Idempotent.
+  void finish();
 
   uint64_t handshakes() const { return handshakes_.load(std::memory_order_relaxed); }
   uint64_t duplicates() const { return duplicates_.load(std::memory_order_relaxed); }
@@ -49,10 +63,11 @@ class KeylogSink : public EventSink {
   const std::string& path() const { return path_; }
 
  private:
-  KeylogSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  KeylogSink(std::unique_ptr<AsyncWriter> writer, std::string path)
+      : writer_(std::move(writer)), path_(std::move(path)) {}
   bool seen(const std::string& client_random);
 
-  int fd_;
+  std::unique_ptr<AsyncWriter> writer_;
   std::string path_;
   std::string line_buf_;
   std::string cr_buf_;
@@ -61,8 +76,7 @@ class KeylogSink : public EventSink {
   static constexpr size_t kDedupEntries = 65536;
   std::unordered_set<std::string> seen_set_;
   std::deque<std::string> seen_order_;
-  std::atomic<uint64_t> handshakes_{0}, duplicates_{0}, incomplete_{0}, write_errors_{0}, dropped_bytes_{0};
-  std::atomic<int> last_errno_{0};
+  std::atomic<uint64_t> handshakes_{0}, duplicates_{0}, incomplete_{0};
 };
 
 }  // namespace clearcap

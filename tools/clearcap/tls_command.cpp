@@ -415,9 +415,15 @@ int run_tls_command(const TlsCommandOptions& o) {
   CaptureFileSink* capture_file = nullptr;
   PcapSink* pcap = nullptr;
   std::unique_ptr<KeylogSink> pcap_keys;  // -m pcap with -k: keys also to the key log file
+  // The event files' rotation applies to every file output (rotated and
+  // reopened on each output's writer thread).
+  RotatingFile::Options rotation;
+  rotation.max_bytes = o.output.rotate_mb * 1024 * 1024;
+  rotation.max_age = std::chrono::seconds(o.output.rotate_seconds);
+  rotation.keep = o.output.rotate_keep;
   if (pcap_mode) {
     if (o.keylog_given) {
-      auto k = KeylogSink::open(o.keylog_file);
+      auto k = KeylogSink::open(o.keylog_file, rotation);
       if (!k) {
         console("{}", k.error().message);
         return 1;
@@ -439,7 +445,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     pcap = p->get();
     output = std::move(*p);
   } else if (keylog_mode) {
-    auto k = KeylogSink::open(o.keylog_file);
+    auto k = KeylogSink::open(o.keylog_file, rotation);
     if (!k) {
       console("{}", k.error().message);
       return 1;
@@ -450,7 +456,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     CaptureFileSink::Options wopts;
     wopts.level = o.zstd_level;
     wopts.clearcap_version = CLEARCAP_VERSION;
-    auto w = CaptureFileSink::open(o.capture_file, wopts);
+    auto w = CaptureFileSink::open_rotating(o.capture_file, rotation, wopts);
     if (!w) {
       console("{}", w.error().message);
       return 1;
@@ -595,6 +601,8 @@ int run_tls_command(const TlsCommandOptions& o) {
     if (sig == SIGHUP) {
       // logrotate: every file output is closed and opened again by its writer.
       outputs->reopen();
+      if (capture_file) capture_file->request_reopen();
+      if (keylog) keylog->request_reopen();
       log("SIGHUP: reopened output files");
     }
     auto now = std::chrono::steady_clock::now();
@@ -630,6 +638,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   if (capture_file) capture_file->finish();  // last frame compressed and written, file closed
   outputs->close_events();
   if (pcap) pcap->finish();  // held connections written (counted as missed), file closed
+  if (keylog) keylog->finish();  // queued key lines written, file closed
   if (!processor.error().empty()) {
     console("processor failed: {}", processor.error());
     exit_code = 1;
