@@ -96,6 +96,59 @@ class CaptureFileTest(unittest.TestCase):
             self.assertIn(h.RESPONSE_MARKER, e["response"]["content"]["text"])
             self.assertGreaterEqual(e["timings"]["wait"], 0)
 
+    def test_rotation_by_size_keeps_n_readable_files(self):
+        # --eventroratesize is in MiB. Random upload bodies do not compress,
+        # so ~6 MiB of plaintext makes several 1 MiB pieces.
+        token = h.new_token()
+        with tempfile.TemporaryDirectory(prefix="clearcap-caprot-") as d:
+            ccap = os.path.join(d, "cap.ccap")
+            with h.Nginx() as ngx:
+                with h.Clearcap(["-w", ccap, "--eventroratesize", "1", "--rotate-keep", "3"]) as cap:
+                    for i in range(3):
+                        src = os.path.join(d, f"body-{i}")
+                        with open(src, "wb") as f:
+                            f.write(os.urandom(2 << 20))
+                        curl = h.start_process(
+                            self, ["curl", "-sk", "--http1.1", "-T", src, "-o", "/dev/null", "-w", "%{http_code}",
+                                   f"https://127.0.0.1:{ngx.port}/upload/{token}-{i}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                        out, _ = h.finish(curl, what="curl upload")
+                        self.assertIn(out.decode(), ("201", "204"), out)
+                    # A last small request: it must be in a kept piece.
+                    path = f"/{token}-last"
+                    curl = h.start_process(
+                        self, ["curl", "-sk", "--http1.1", f"https://127.0.0.1:{ngx.port}{path}"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    out, _ = h.finish(curl, what="curl")
+                    self.assertEqual(out.decode(), h.RESPONSE_MARKER + "\n")
+                    h.wait_for(lambda: path.encode() in subprocess.run(
+                        ["zstd", "-q", "-d", "-c", ccap], capture_output=True).stdout,
+                        15, what="the last request in a complete frame of the current file")
+            self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+            self.assertRegex(cap.stderr, rf"output {re.escape(ccap)}: 0 write errors, 0 bytes and 0 events "
+                             "not delivered")
+            names = sorted(os.listdir(d))
+            rotated = [n for n in names if re.fullmatch(r"cap\.\d{8}-\d{6}(-\d+)?\.ccap", n)]
+            self.assertGreaterEqual(len(rotated), 1, names)
+            self.assertLessEqual(len(rotated), 3, f"--rotate-keep 3: {names}")
+            self.assertIn("cap.ccap", names)
+            pieces = [os.path.join(d, n) for n in rotated + ["cap.ccap"]]
+            for p in pieces:
+                zt = subprocess.run(["zstd", "-t", p], capture_output=True, timeout=60)
+                self.assertEqual(zt.returncode, 0, (p, zt.stderr))
+                # Each piece is a capture file on its own (its own header).
+                one = os.path.join(d, "one.jsonl")
+                ex = h.clearcap_run("export", p, "-o", one)
+                self.assertEqual(ex.returncode, 0, (p, ex.stderr.decode()))
+            jsonl = os.path.join(d, "all.jsonl")
+            ex = h.clearcap_run("export", *pieces, "-o", jsonl)
+            self.assertEqual(ex.returncode, 0, ex.stderr.decode())
+            with open(jsonl, "rb") as f:
+                events = [h.parse_json_line(line.rstrip(b"\n")) for line in f]
+            self.assertTrue(h.matching(events, f"GET {path} HTTP/1.1\r\n", direction="write"),
+                            "\n".join(map(h.describe, events[-20:])))
+            self.assertTrue(any(h.has(e, token) for e in events))
+
     def test_export_errors(self):
         with tempfile.TemporaryDirectory(prefix="clearcap-capfile-") as d:
             missing = os.path.join(d, "missing.ccap")
