@@ -58,30 +58,63 @@ size_t PcapSink::KeyHash::operator()(const Key& k) const {
 }
 
 Result<std::unique_ptr<PcapSink>> PcapSink::open(Options opts, std::unique_ptr<PacketFilter> filter,
-                                                 EventSink* keys_also) {
-  // Mode 0600: the file will hold TLS secrets (Decryption Secrets Blocks).
-  int fd = ::open(opts.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
+                                                 EventSink* keys_also, RotatingFile::Options rotation) {
+  // -w starts a new capture: an old file at the path is replaced. Mode 0600:
+  // the file will hold TLS secrets (Decryption Secrets Blocks).
+  if (::truncate(opts.path.c_str(), 0) != 0 && errno != ENOENT) {
     int e = errno;
     return make_error(fmt::format("cannot create pcapng file {}: {} (pass another path with -w)", opts.path,
                                   std::strerror(e)),
                       e);
   }
-  if (fchmod(fd, 0600)) {
+  if (::chmod(opts.path.c_str(), 0600) != 0 && errno != ENOENT) {
     int e = errno;
-    ::close(fd);
     return make_error(fmt::format("cannot make pcapng file {} private (mode 0600): {}", opts.path, std::strerror(e)),
                       e);
   }
   if (!opts.now_boot_ns) opts.now_boot_ns = [] { return BootClock::now_boot_ns(); };
-  return std::unique_ptr<PcapSink>(new PcapSink(std::move(opts), fd, std::move(filter), keys_also));
+  std::unique_ptr<PcapSink> sink(new PcapSink(std::move(opts), std::move(filter), keys_also));
+  rotation.mode = 0600;
+  PcapSink* self = sink.get();
+  rotation.header = [self] { return self->file_header(); };
+  auto transport = std::make_unique<FileTransport>(self->opts_.path, std::move(rotation));
+  if (auto r = transport->connect(); !r)
+    return make_error(fmt::format("cannot create pcapng file {}: {} (pass another path with -w)", self->opts_.path,
+                                  std::strerror(r.error().err)),
+                      r.error().err);
+  AsyncWriter::Options wopts;
+  // Packets come in bursts far larger than event text: room for them while
+  // the disk catches up (beyond it blocks are dropped and counted).
+  wopts.queue_bytes = 64u << 20;
+  sink->writer_ = std::make_unique<AsyncWriter>(self->opts_.path, std::move(transport), wopts);
+  sink->writer_->start();
+  return sink;
 }
 
-PcapSink::PcapSink(Options opts, int fd, std::unique_ptr<PacketFilter> filter, EventSink* keys_also)
-    : opts_(std::move(opts)), fd_(fd), filter_(std::move(filter)), keys_also_(keys_also) {
+PcapSink::PcapSink(Options opts, std::unique_ptr<PacketFilter> filter, EventSink* keys_also)
+    : opts_(std::move(opts)), filter_(std::move(filter)), keys_also_(keys_also) {
   buf_.reserve(kDrainBytes + 2 * (CC_PACKET_MAX + 256));
-  pcapng::put_shb(buf_, opts_.userappl);
-  pcapng::put_idb(buf_, opts_.linktype, opts_.snaplen, opts_.if_name);
+}
+
+std::string PcapSink::file_header() {
+  std::string h;
+  pcapng::put_shb(h, opts_.userappl);
+  pcapng::put_idb(h, opts_.linktype, opts_.snaplen, opts_.if_name);
+  std::lock_guard lk(replay_mu_);
+  for (const auto& d : replay_) h += d;
+  return h;
+}
+
+void PcapSink::put_secrets(std::string_view lines) {
+  const size_t at = buf_.size();
+  pcapng::put_dsb(buf_, pcapng::kSecretsTls, lines);
+  dsbs_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lk(replay_mu_);
+  if (replay_.size() >= kMaxReplayedSecrets) {
+    replay_.pop_front();
+    not_replayed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  replay_.emplace_back(buf_, at, std::string::npos);
 }
 
 PcapSink::~PcapSink() { finish(); }
@@ -170,7 +203,7 @@ void PcapSink::finish() {
     if (c.holding) release(c, true);
   hold_order_.clear();
   drain();
-  ::close(fd_);
+  if (writer_) writer_->stop();
   finished_ = true;
 }
 
@@ -209,8 +242,7 @@ void PcapSink::on_packet(const Event& ev) {
   Conn& c = it->second;
   if (!c.pending_dsb.empty()) {
     // Keys reported before this connection's first packet passed the filter.
-    pcapng::put_dsb(buf_, pcapng::kSecretsTls, c.pending_dsb);
-    dsbs_.fetch_add(1, std::memory_order_relaxed);
+    put_secrets(c.pending_dsb);
     c.pending_dsb.clear();
     c.pending_dsb.shrink_to_fit();
     c.keyed = true;
@@ -257,8 +289,7 @@ void PcapSink::on_keys(const Event& ev) {
   }
   if (!tuple) {
     // Cannot tell which connection: written at once, better early than never.
-    pcapng::put_dsb(buf_, pcapng::kSecretsTls, lines_);
-    dsbs_.fetch_add(1, std::memory_order_relaxed);
+    put_secrets(lines_);
     return;
   }
   auto it = conns_.find(conn);
@@ -271,8 +302,7 @@ void PcapSink::on_keys(const Event& ev) {
     return;
   }
   Conn& c = it->second;
-  pcapng::put_dsb(buf_, pcapng::kSecretsTls, lines_);
-  dsbs_.fetch_add(1, std::memory_order_relaxed);
+  put_secrets(lines_);
   if (c.holding) release(c, false);
   c.keyed = true;
 }
@@ -322,18 +352,11 @@ void PcapSink::expire(uint64_t now) {
 }
 
 void PcapSink::drain() {
-  size_t done = 0;
-  while (done < buf_.size()) {
-    ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    last_errno_.store(n < 0 ? errno : EIO, std::memory_order_relaxed);
-    write_errors_.fetch_add(1, std::memory_order_relaxed);
-    dropped_bytes_.fetch_add(buf_.size() - done, std::memory_order_relaxed);
-    break;
+  // Whole blocks, handed to the writer thread (which rotates between them);
+  // a full queue drops them, counted in the writer's stats.
+  if (!buf_.empty() && writer_) {
+    writer_->push(buf_);
+    writer_->wake();
   }
   buf_.clear();
 }
@@ -360,12 +383,14 @@ PcapSink::Counters PcapSink::counters() const {
   c.missed_connections = missed_conns_.load(std::memory_order_relaxed);
   c.missed_packets = missed_packets_.load(std::memory_order_relaxed);
   c.unparsed = unparsed_.load(std::memory_order_relaxed);
+  c.secrets_not_replayed = not_replayed_.load(std::memory_order_relaxed);
   return c;
 }
 
 void PcapSink::collect_stats(std::vector<SinkStats>& out) const {
-  out.push_back({opts_.path, write_errors_.load(std::memory_order_relaxed),
-                 dropped_bytes_.load(std::memory_order_relaxed), 0, last_errno_.load(std::memory_order_relaxed)});
+  SinkStats st = writer_->stats();
+  st.name = opts_.path;
+  out.push_back(st);
 }
 
 }  // namespace clearcap

@@ -13,8 +13,16 @@
 // records: the process, its local and peer address) carries a comment
 // "pid=N comm=X". The file holds secrets: it is created with mode 0600.
 //
+// The blocks are written by an AsyncWriter (its own thread) to a
+// RotatingFile: --eventroratesize/--eventroratetime/--rotate-keep and SIGHUP
+// apply, and rotation never blocks the processor. Every new file starts with
+// SHB + IDB and the DSBs of the keys written so far (at most
+// kMaxReplayedSecrets of them, the newest; the rest are counted), so a
+// connection that spans a rotation stays decryptable.
+//
 // Thread: write/flush/finish on the processor thread (and the owner after
-// the processor has ended); the counters and collect_stats from any thread.
+// the processor has ended); the counters, collect_stats and request_reopen
+// from any thread.
 #pragma once
 
 #include <array>
@@ -23,14 +31,17 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "core/result.h"
+#include "sinks/async_writer.h"
 #include "sinks/event_sink.h"
 #include "sinks/packet_filter.h"
+#include "sinks/rotating_file.h"
 
 namespace clearcap {
 
@@ -53,7 +64,10 @@ class PcapSink : public EventSink {
   // `filter` may be null (everything matches); `keys_also` (may be null)
   // receives every keys record too (the -k key log file).
   static Result<std::unique_ptr<PcapSink>> open(Options opts, std::unique_ptr<PacketFilter> filter,
-                                                EventSink* keys_also);
+                                                EventSink* keys_also, RotatingFile::Options rotation = {});
+  // SIGHUP: the writer thread reopens the file.
+  void request_reopen() { writer_->request_reopen(); }
+  static constexpr size_t kMaxReplayedSecrets = 4096;
   ~PcapSink() override;
 
   void write(const Event& ev) override;
@@ -72,6 +86,7 @@ class PcapSink : public EventSink {
     uint64_t missed_connections = 0;  // ... written without keys (grace period over, limit, or exit)
     uint64_t missed_packets = 0;      // packets of those connections
     uint64_t unparsed = 0;            // packets that are not Ethernet/IP (written, never held)
+    uint64_t secrets_not_replayed = 0;  // DSBs beyond kMaxReplayedSecrets, left out of new files' starts
   };
   Counters counters() const;
   const std::string& path() const { return opts_.path; }
@@ -107,7 +122,11 @@ class PcapSink : public EventSink {
     std::span<const uint8_t> payload;
   };
 
-  PcapSink(Options opts, int fd, std::unique_ptr<PacketFilter> filter, EventSink* keys_also);
+  PcapSink(Options opts, std::unique_ptr<PacketFilter> filter, EventSink* keys_also);
+  // The start of every new file (writer thread): SHB, IDB, known DSBs.
+  std::string file_header();
+  // Processor thread: one DSB into the file and into what new files replay.
+  void put_secrets(std::string_view lines);
   bool parse(std::span<const uint8_t> pkt, Parsed& p) const;
   void on_packet(const Event& ev);
   void on_keys(const Event& ev);
@@ -118,7 +137,9 @@ class PcapSink : public EventSink {
   bool seen_client_random(const std::string& cr);
 
   Options opts_;
-  int fd_;
+  std::unique_ptr<AsyncWriter> writer_;
+  std::mutex replay_mu_;               // guards replay_ (once per handshake, and at rotation)
+  std::deque<std::string> replay_;     // DSB blocks new files start with, oldest first
   std::unique_ptr<PacketFilter> filter_;
   EventSink* keys_also_;
   std::string buf_;
@@ -133,8 +154,7 @@ class PcapSink : public EventSink {
   std::deque<std::string> seen_cr_order_;
   bool finished_ = false;
   std::atomic<uint64_t> packets_{0}, filtered_{0}, dsbs_{0}, dup_keys_{0}, bad_keys_{0}, held_conns_{0},
-      missed_conns_{0}, missed_packets_{0}, unparsed_{0}, write_errors_{0}, dropped_bytes_{0};
-  std::atomic<int> last_errno_{0};
+      missed_conns_{0}, missed_packets_{0}, unparsed_{0}, not_replayed_{0};
 };
 
 }  // namespace clearcap

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <chrono>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -72,12 +75,13 @@ class PcapSinkTest : public ::testing::Test {
   }
   void TearDown() override { std::remove(path_.c_str()); }
 
-  std::unique_ptr<PcapSink> open_sink(std::unique_ptr<PacketFilter> filter = nullptr) {
+  std::unique_ptr<PcapSink> open_sink(std::unique_ptr<PacketFilter> filter = nullptr,
+                                      RotatingFile::Options rotation = {}) {
     PcapSink::Options o;
     o.path = path_;
     o.if_name = "lo";
     o.now_boot_ns = [this] { return now_; };
-    auto s = PcapSink::open(o, std::move(filter), nullptr);
+    auto s = PcapSink::open(o, std::move(filter), nullptr, std::move(rotation));
     EXPECT_TRUE(s.has_value());
     return std::move(*s);
   }
@@ -211,6 +215,41 @@ TEST_F(PcapSinkTest, FilterLeavesPacketsOutAndCountsThem) {
   auto bad = PacketFilter::compile("tcp port nonsense", PacketFilter::Link::kEthernet, 65535);
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.error().message.find("unknown port"), std::string::npos) << bad.error().message;
+}
+
+TEST_F(PcapSinkTest, RotatedFilesEachStartWithHeaderAndKnownSecrets) {
+  RotatingFile::Options rot;
+  rot.max_bytes = 4096;
+  auto t = std::make_shared<std::chrono::system_clock::time_point>(std::chrono::system_clock::from_time_t(1795462544));
+  rot.clock = [t] { return *t += std::chrono::seconds(1); };
+  auto s = open_sink(nullptr, rot);
+  keys(*s, 40010, 443, 1'000, 7, "curl");
+  send(*s, packet(40010, 443, 0x18, kClientHello), 2'000);
+  for (int i = 0; i < 20; ++i) {
+    send(*s, packet(40010, 443, 0x18, "\x17\x03\x03" + std::string(1000, 'a')), 3'000 + i);
+    s->flush();  // hands the blocks to the writer: rotation falls between them
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  s->finish();
+  EXPECT_EQ(s->counters().packets, 21u);
+  EXPECT_EQ(s->counters().secrets_blocks, 1u);
+  auto files = RotatingFile::rotated_files(path_);
+  ASSERT_GE(files.size(), 2u);
+  files.push_back(path_);
+  size_t packets = 0;
+  for (const auto& f : files) {
+    struct stat st;
+    ASSERT_EQ(stat(f.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+    auto b = read_blocks(f);
+    ASSERT_GE(b.size(), 3u) << f;
+    EXPECT_EQ(b[0].type, 0x0A0D0D0Au) << f;
+    EXPECT_EQ(b[1].type, 1u) << f;
+    EXPECT_EQ(b[2].type, 0x0Au) << f << ": the keys seen so far start every file";
+    for (const auto& x : b) packets += x.type == 6u;
+    if (f != path_) std::remove(f.c_str());
+  }
+  EXPECT_EQ(packets, 21u);
 }
 
 TEST_F(PcapSinkTest, FileIsPrivate) {

@@ -168,6 +168,9 @@ void print_summary(const Totals& t, double seconds, const KeylogSink* keylog, co
         "connections held for keys: {}, written without keys (grace period over or limit): {} ({} packets)",
         c.secrets_blocks, c.duplicate_keys, c.unusable_keys, c.held_connections, c.missed_connections,
         c.missed_packets);
+    if (c.secrets_not_replayed)
+      console("pcap keys not repeated at the start of rotated files (beyond the newest {}): {}",
+          PcapSink::kMaxReplayedSecrets, c.secrets_not_replayed);
   }
   console("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes, t.late);
   for (const auto& o : t.outputs)
@@ -437,7 +440,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     popts.linktype = linktype;
     popts.snaplen = o.snaplen;
     popts.userappl = std::string("clearcap ") + CLEARCAP_VERSION;
-    auto p = PcapSink::open(popts, std::move(filter), pcap_keys.get());
+    auto p = PcapSink::open(popts, std::move(filter), pcap_keys.get(), rotation);
     if (!p) {
       console("{}", p.error().message);
       return 1;
@@ -603,6 +606,7 @@ int run_tls_command(const TlsCommandOptions& o) {
       outputs->reopen();
       if (capture_file) capture_file->request_reopen();
       if (keylog) keylog->request_reopen();
+      if (pcap) pcap->request_reopen();
       log("SIGHUP: reopened output files");
     }
     auto now = std::chrono::steady_clock::now();
