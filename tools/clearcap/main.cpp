@@ -61,11 +61,14 @@ int main(int argc, char** argv) {
                  "stdout, a file path, tcp://host:port, ws://host:port/path. Network outputs reconnect with backoff "
                  "and count what they could not deliver");
   app.add_option("--eventroratesize", out.rotate_mb,
-                 "Rotate output files when they would grow past N MB (rotated name: FILE.YYYYmmdd-HHMMSS.EXT); 0 = off")
+                 "Rotate every output file (events, log, -w capture file, key log, pcapng) before it would grow past N MiB "
+                 "(rotated name: FILE.YYYYmmdd-HHMMSS.EXT); 0 = off")
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
-  app.add_option("--eventroratetime", out.rotate_seconds, "Rotate output files every N seconds (at the next write); 0 = off")
+  app.add_option("--eventroratetime", out.rotate_seconds, "Rotate every output file (events, log, -w capture file, key log, pcapng) every N seconds (at the "
+                 "next write); 0 = off")
       ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 86400));
-  app.add_option("--rotate-keep", out.rotate_keep, "Keep at most N rotated files per output, deleting the oldest; 0 = all");
+  app.add_option("--rotate-keep", out.rotate_keep, "Keep at most N rotated files per output file, deleting the oldest; 0 = all. SIGHUP reopens every "
+                 "output file (logrotate)");
   app.add_flag("--private-files", out.private_files, "Create output files with mode 0600 (owner only) instead of 0644");
   app.add_option("--output-queue-mb", out.queue_mb,
                  "Queue per output, in MiB: what a slow or absent destination may fall behind before events are "
