@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -139,7 +140,14 @@ TEST(RotatedCaptureFile, RetentionAndReopenAfterMove) {
   write_some(0, 200);
   // logrotate (create mode) moves the file away, then SIGHUP.
   (*sink)->flush();
-  ASSERT_EQ(std::rename(path.c_str(), (dir + "/moved.ccap").c_str()), 0);
+  // The writer may be between its own rename and re-create of the path
+  // (a rotation in progress): like logrotate, try again.
+  int moved = -1;
+  for (int i = 0; i < 1000 && moved != 0; ++i) {
+    moved = std::rename(path.c_str(), (dir + "/moved.ccap").c_str());
+    if (moved != 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(moved, 0);
   (*sink)->request_reopen();
   write_some(200, 300);
   (*sink)->finish();
