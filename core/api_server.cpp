@@ -1,5 +1,7 @@
 #include "core/api_server.h"
 
+#include "core/json_text.h"
+
 #include <charconv>
 #include <exception>
 #include <optional>
@@ -25,23 +27,6 @@ constexpr size_t kBodyLimit = 64 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 

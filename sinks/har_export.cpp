@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_text.h"
 #include "sinks/format_util.h"
 #include "sinks/pcapng_export.h"
 
@@ -26,18 +27,7 @@ namespace {
 
 void json_str(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out.push_back(static_cast<char>(c));
-    }
-  }
+  append_json_escaped(out, s);
   out.push_back('"');
 }
 

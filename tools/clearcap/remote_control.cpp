@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/json_text.h"
 #include "core/processor.h"
 #include "core/prometheus_text.h"
 #include "core/tls_capture.h"
@@ -51,22 +52,7 @@ bool subset(const std::vector<int>& a, const std::vector<int>& b) {
 
 }  // namespace
 
-std::string json_escape_text(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+std::string json_escape_text(std::string_view s) { return json_escape(s); }
 
 TlsRemoteControl::TlsRemoteControl(TlsCapture& capture, Processor& processor, TlsLiveConfig initial, Hooks hooks)
     : capture_(capture), processor_(processor), hooks_(std::move(hooks)), cfg_(std::move(initial)) {}
