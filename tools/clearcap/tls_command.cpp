@@ -46,9 +46,9 @@ bool g_debug = false;
 // Set while the outputs exist; before that (and after), lines go to stderr.
 Outputs* g_outputs = nullptr;
 
-int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
-  if (!g_debug && level != LIBBPF_WARN) return 0;
-  if (!g_debug) return 0;  // warnings are folded into our own errors
+int libbpf_log(enum libbpf_print_level, const char* format, va_list args) {
+  // Without --debug nothing: libbpf's warnings are folded into our own errors.
+  if (!g_debug) return 0;
   return std::vfprintf(stderr, format, args);
 }
 
