@@ -7,11 +7,18 @@
  * call really transferred (nothing for -1/0 returns, so non-blocking retries
  * produce no phantom data).
  *
- * The socket fd is not read from the SSL object (that needs per-version
- * struct offsets): the library's own read/write/send/recv syscall on the same
- * thread, seen at the syscall tracepoints, names it, and the fd is cached per
- * connection for calls served from the library's buffer. The 4-tuple comes
- * from the fd's socket through CO-RE.
+ * The socket fd is read from the SSL object's read BIO through a layout
+ * learned at start-up by running the very library file (cc_fd_layout: no
+ * per-version offset table), once per connection and again at each
+ * handshake. For a library whose layout cannot be learned, the library's own
+ * read/write/send/recv syscall on the same thread, seen at the syscall
+ * tracepoints, names it; userspace attaches those tracepoints only while such
+ * a target exists, because they run for every syscall on the machine. The fd
+ * is cached per connection for calls served from the library's buffer. The
+ * 4-tuple comes from the fd's socket through CO-RE.
+ *
+ * Cost: the per-call path is one task-storage access at entry, one at return
+ * (no hash map update), one connection lookup and the copy of the bytes.
  */
 #include "common.bpf.h"
 
@@ -24,16 +31,57 @@ struct call_state {
 	__u64 len_ptr;  /* size_t* for the _ex variants, else 0 */
 	__s32 fd;       /* fd of the first socket syscall seen during the call, -1 none */
 	__u8 source;    /* enum cc_source */
-	__u8 _pad[3];
+	__u8 active;    /* 1 from entry to return */
+	__u8 _pad[2];
+	struct cc_filter_cache filter; /* this thread's pid verdict */
 };
 
-/* Keyed by pid_tgid. LRU so that threads killed mid-call cannot leak entries. */
+/* One call state per thread, in the task's own storage: found through the
+ * task pointer without hashing, freed by the kernel when the thread exits,
+ * and the entry probe stores into it without a map update (an LRU hash
+ * update cost ~400 ns of program time per call here). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call_state);
 } active_calls SEC(".maps");
+
+static __always_inline struct call_state *call_of_current(__u64 flags)
+{
+	return bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), 0, flags);
+}
+
+/* Load-time: 0 when the syscall tracepoints are never attached
+ * (--syscall-fd never): the in-call marks below are then not kept. */
+const volatile __u32 syscall_fd = 1;
+
+/*
+ * Threads inside a hooked call, counted per tid slot. The syscall
+ * tracepoints run for every syscall on the machine; a plain load of this
+ * array lets them skip a thread that is in no hooked call before any helper
+ * call. 64-byte slots: nginx's workers have consecutive tids and run on
+ * different CPUs. A count, not a flag, so two threads sharing a slot cannot
+ * clear each other's mark; a slot left raised (a thread killed inside a
+ * call) only sends its slot-mates down the slow path.
+ */
+#define CC_INFLIGHT_SLOTS 1024
+#define CC_INFLIGHT_STRIDE 16 /* __u32s per 64-byte slot */
+__u32 inflight[CC_INFLIGHT_SLOTS * CC_INFLIGHT_STRIDE] SEC(".bss");
+
+static __always_inline __u32 *inflight_of(__u32 tid)
+{
+	return &inflight[(tid & (CC_INFLIGHT_SLOTS - 1)) * CC_INFLIGHT_STRIDE];
+}
+
+static __always_inline void mark_in_call(struct call_state *cs, __u32 tid, bool in)
+{
+	if (!syscall_fd)
+		return;
+	if (in == (bool)cs->active)
+		return; /* already marked (a nested or unreturned call) or not marked */
+	__sync_fetch_and_add(inflight_of(tid), in ? 1 : -1);
+}
 
 struct conn_key {
 	__u32 tgid;
@@ -107,20 +155,22 @@ static __always_inline __u64 next_conn_id(void)
 
 static __always_inline int on_entry(struct pt_regs *ctx, __u8 source, bool ex)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (cc_filtered(id >> 32)) {
+	struct call_state *cs = call_of_current(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!cs) {
+		cc_stat_add(CC_STAT_CALL_STATE_FULL, 1);
+		return 0;
+	}
+	if (cc_filtered_c(cc_task(), &cs->filter)) {
 		cc_stat_add(CC_STAT_FILTERED, 1);
 		return 0;
 	}
-	struct call_state cs = {
-		.ssl = PT_REGS_PARM1(ctx),
-		.buf = PT_REGS_PARM2(ctx),
-		.len_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
-		.fd = -1,
-		.source = source,
-	};
-	if (bpf_map_update_elem(&active_calls, &id, &cs, BPF_ANY))
-		cc_stat_add(CC_STAT_CALL_STATE_FULL, 1);
+	mark_in_call(cs, cc_task()->pid, true);
+	cs->ssl = PT_REGS_PARM1(ctx);
+	cs->buf = PT_REGS_PARM2(ctx);
+	cs->len_ptr = ex ? PT_REGS_PARM4(ctx) : 0;
+	cs->fd = -1;
+	cs->source = source;
+	cs->active = 1;
 	return 0;
 }
 
@@ -139,9 +189,10 @@ int BPF_KPROBE(ssl_read_ex_entry) { return on_entry(ctx, CC_SRC_SSL_READ_EX, tru
 /* Syscall side: remember the fd the library used during the call. */
 static __always_inline int on_sys_fd(__s64 fd)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *cs = bpf_map_lookup_elem(&active_calls, &id);
-	if (cs && cs->fd < 0 && fd >= 0)
+	if (fd < 0 || !*inflight_of(cc_task()->pid))
+		return 0;
+	struct call_state *cs = call_of_current(0);
+	if (cs && cs->active && cs->fd < 0 && fd >= 0)
 		cs->fd = (__s32)fd;
 	return 0;
 }
@@ -204,16 +255,51 @@ static __always_inline void resolve_tuple(struct conn_state *c, __s32 fd)
 	c->has_tuple = 1;
 }
 
+/* Where each hooked library keeps the socket fd (index = the uprobe's bpf
+ * cookie, a slot per library file set by userspace); valid 0 = unknown. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CC_MAX_LAYOUTS);
+	__type(key, __u32);
+	__type(value, struct cc_fd_layout);
+} fd_layouts SEC(".maps");
+
+/* The socket fd behind the SSL object's read BIO, -1 when the layout is
+ * unknown, the BIO is not a socket BIO (memory BIO, BIO pair) or a read
+ * fails. Three small user reads; called once per connection and at each
+ * handshake step, never per byte. */
+static __always_inline __s32 fd_from_ssl(struct pt_regs *ctx, __u64 ssl)
+{
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	struct cc_fd_layout *l = bpf_map_lookup_elem(&fd_layouts, &idx);
+	if (!l || !l->valid)
+		return -1;
+	__u64 bio = 0, meth = 0;
+	__s32 type = 0, num = -1;
+	if (bpf_probe_read_user(&bio, sizeof(bio), (void *)(ssl + l->rbio_off)) || !bio)
+		return -1;
+	if (bpf_probe_read_user(&meth, sizeof(meth), (void *)(bio + l->method_off)) || !meth)
+		return -1;
+	if (bpf_probe_read_user(&type, sizeof(type), (void *)meth) || type != l->sock_type)
+		return -1;
+	if (bpf_probe_read_user(&num, sizeof(num), (void *)(bio + l->num_off)))
+		return -1;
+	return num >= 0 ? num : -1;
+}
+
 /* The connection state of (tgid, ssl), created when missing. An SSL object
  * reused on another socket (SSL_clear + SSL_set_fd) starts a new connection.
- * Learns the fd and, once connected, the tuple. */
-static __always_inline struct conn_state *conn_for(__u32 tgid, __u64 ssl, __s32 fd)
+ * Learns the fd (from the call's syscall, else from the SSL object once per
+ * new connection) and, once connected, the tuple. */
+static __always_inline struct conn_state *conn_for(struct pt_regs *ctx, __u32 tgid, __u64 ssl, __s32 fd)
 {
 	struct conn_key key = {.tgid = tgid, .ssl = ssl};
 	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
 	if (c && fd >= 0 && c->fd >= 0 && c->fd != fd)
 		c = NULL;
 	if (!c) {
+		if (fd < 0)
+			fd = fd_from_ssl(ctx, ssl);
 		struct conn_state fresh = {.conn_id = next_conn_id(), .fd = fd};
 		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY)) {
 			cc_stat_add(CC_STAT_CONN_STATE_FULL, 1);
@@ -250,7 +336,7 @@ int BPF_KPROBE(ssl_set_fd_entry)
 	struct conn_key key = {.tgid = id >> 32, .ssl = ssl};
 	/* Always a new connection, even when an SSL object is reused. */
 	bpf_map_delete_elem(&conns, &key);
-	conn_for(id >> 32, ssl, fd);
+	conn_for(ctx, id >> 32, ssl, fd);
 	return 0;
 }
 
@@ -258,12 +344,11 @@ SEC("uprobe")
 int BPF_KPROBE(ssl_handshake_entry) { return on_entry(ctx, CC_SRC_HANDSHAKE, false); }
 
 /* Where each secret lives, per hooked library file (index = the uprobe's
- * bpf cookie, set by userspace to the target's number). An entry whose
+ * bpf cookie, the library's slot). An entry whose
  * client random length is 0 means "no keys for this library". */
-#define CC_MAX_KEY_LAYOUTS 256
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, CC_MAX_KEY_LAYOUTS);
+	__uint(max_entries, CC_MAX_LAYOUTS);
 	__type(key, __u32);
 	__type(value, struct cc_key_layout);
 } key_layouts SEC(".maps");
@@ -342,7 +427,7 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 	}
 	ev->present = present;
 	ev->failed = failed;
-	bpf_ringbuf_submit(ev, cc_wake_flags(ring));
+	bpf_ringbuf_submit(ev, cc_wake_flags(ring, sizeof(*ev)));
 	cc_stat_add(CC_STAT_KEYS, 1);
 }
 
@@ -354,15 +439,20 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ssl_handshake_ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *csp = bpf_map_lookup_elem(&active_calls, &id);
-	if (!csp)
+	struct call_state *csp = call_of_current(0);
+	if (!csp || !csp->active)
 		return 0;
 	__u64 ssl = csp->ssl;
 	__s32 fd = csp->fd;
-	bpf_map_delete_elem(&active_calls, &id);
+	mark_in_call(csp, (__u32)id, false);
+	csp->active = 0;
+	/* Each handshake step re-reads the fd: an SSL object reused on another
+	 * socket through SSL_set_bio becomes a new connection here. */
+	if (fd < 0)
+		fd = fd_from_ssl(ctx, ssl);
 	struct conn_state *c = NULL;
 	if (fd >= 0)
-		c = conn_for(id >> 32, ssl, fd);
+		c = conn_for(ctx, id >> 32, ssl, fd);
 	if ((int)PT_REGS_RC(ctx) == 1) {
 		if (!c) {
 			struct conn_key key = {.tgid = id >> 32, .ssl = ssl};
@@ -415,7 +505,7 @@ static long emit_chunk(__u32 i, void *data)
 	s->ev.seq = seq0 + off;
 	if (off + len >= ec->total)
 		s->ev.flags |= CC_FLAG_LAST_CHUNK;
-	long err = bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring));
+	long err = bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring, sizeof(s->ev) + len));
 	s->ev.seq = seq0;
 	if (err) {
 		cc_stat_add(CC_STAT_RINGBUF_FULL, 1);
@@ -430,16 +520,17 @@ static long emit_chunk(__u32 i, void *data)
 SEC("uretprobe")
 int BPF_KRETPROBE(ssl_ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct call_state *csp = bpf_map_lookup_elem(&active_calls, &id);
-	if (!csp) {
+	struct task_struct *task = cc_task();
+	__u32 tgid = task->tgid;
+	struct call_state *csp = call_of_current(0);
+	if (!csp || !csp->active) {
 		if (!cc_filtered(tgid))
 			cc_stat_add(CC_STAT_NO_ENTRY_STATE, 1);
 		return 0;
 	}
 	struct call_state cs = *csp;
-	bpf_map_delete_elem(&active_calls, &id);
+	mark_in_call(csp, task->pid, false);
+	csp->active = 0;
 
 	/* All four functions return a C int: only eax is defined, so -1 must not
 	 * be read as the 64-bit 0xffffffff (a phantom 4 GiB read). */
@@ -459,7 +550,7 @@ int BPF_KRETPROBE(ssl_ret)
 	__u8 dir = (cs.source == CC_SRC_SSL_READ || cs.source == CC_SRC_SSL_READ_EX) ? CC_DIR_READ
 										      : CC_DIR_WRITE;
 
-	struct conn_state *c = conn_for(tgid, cs.ssl, cs.fd);
+	struct conn_state *c = conn_for(ctx, tgid, cs.ssl, cs.fd);
 	if (!c)
 		return 0;
 	__u32 flags = 0;
@@ -485,16 +576,16 @@ int BPF_KRETPROBE(ssl_ret)
 	ev->hdr.type = CC_REC_DATA;
 	ev->hdr.hdr_len = sizeof(*ev);
 	ev->pid = tgid;
-	ev->tid = (__u32)id;
-	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->tid = task->pid;
+	ev->uid = cc_task_uid(task);
 	ev->fd = cs.fd;
 	ev->ts_ns = bpf_ktime_get_boot_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->cgroup_id = cc_task_cgroup_id(task);
 	ev->conn_id = c->conn_id;
 	ev->seq = c->seq[dir & 1];
 	ev->direction = dir;
 	ev->source = cs.source;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	cc_task_comm(task, ev->comm);
 	ev->family = c->has_tuple ? c->family : 0;
 	if (c->has_tuple) {
 		flags |= CC_FLAG_HAS_TUPLE;
@@ -607,7 +698,7 @@ static __always_inline int capture_packet(struct __sk_buff *skb, __u8 direction)
 		cc_stat_add(CC_STAT_PACKETS_READ_FAULT, 1);
 		goto out;
 	}
-	if (bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring))) {
+	if (bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring, sizeof(s->ev) + len))) {
 		cc_stat_add(CC_STAT_PACKETS_RINGBUF_FULL, 1);
 		cc_stat_add(CC_STAT_PACKETS_RINGBUF_FULL_BYTES, len);
 		goto out;

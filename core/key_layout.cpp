@@ -57,6 +57,10 @@ struct Api {
   void* (*SSL_new)(void*);
   void (*SSL_free)(void*);
   int (*SSL_set_fd)(void*, int);
+  void (*SSL_set_bio)(void*, void*, void*);
+  void* (*BIO_new)(const void*);
+  const void* (*BIO_s_mem)();
+  int (*BIO_new_bio_pair)(void**, size_t, void**, size_t);  // optional
   void (*SSL_set_connect_state)(void*);
   void (*SSL_set_accept_state)(void*);
   int (*SSL_do_handshake)(void*);
@@ -380,17 +384,99 @@ struct Probe {
   }
 };
 
-// Runs in the child: returns the layout or why there is none.
-Result<KeyLayoutResult> probe_in_child(const std::string& path) {
+constexpr int32_t kBioTypeSocket = 5 | 0x0400 | 0x0100;  // BIO_TYPE_SOCKET, OpenSSL 1.1+/3.x and BoringSSL
+
+int32_t read_i32(uint64_t addr, bool* ok) {
+  int32_t v = 0;
+  *ok = read_self(addr, reinterpret_cast<uint8_t*>(&v), 4) == 4;
+  return v;
+}
+
+uint64_t read_ptr(uint64_t addr) {
+  uint64_t v = 0;
+  return read_self(addr, reinterpret_cast<uint8_t*>(&v), 8) == 8 ? v : 0;
+}
+
+// What fd_from_ssl() in bpf/tls.bpf.c computes, here in the probe: the fd,
+// or -1 when the BIO is not a socket BIO, or -2 when a read fails.
+int64_t fd_by_layout(uint64_t ssl, const cc_fd_layout& l) {
+  uint64_t bio = read_ptr(ssl + l.rbio_off);
+  if (!bio) return -2;
+  uint64_t meth = read_ptr(bio + l.method_off);
+  bool ok = false;
+  int32_t type = meth ? read_i32(meth, &ok) : 0;
+  if (!ok) return -2;
+  if (type != l.sock_type) return -1;
+  int32_t num = read_i32(bio + l.num_off, &ok);
+  return ok ? num : -2;
+}
+
+// Where the fd lives. Two objects get two distinctive fd numbers (dups of
+// one socket, placed high so that no small integer of the object matches by
+// chance); a place must give each object its own number, and a BIO pair
+// (whose num field is 0: stdin, were its type not checked) or a memory BIO
+// must not pass for a socket.
+Result<FdLayoutResult> probe_fd_layout(const Api& api) {
+  if (!api.SSL_set_bio || !api.BIO_new || !api.BIO_s_mem)
+    return make_error("it lacks SSL_set_bio, BIO_new or BIO_s_mem", ENOSYS);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return make_error("socketpair failed", errno);
+  int fd_a = fcntl(sv[0], F_DUPFD_CLOEXEC, 713);
+  int fd_b = fcntl(sv[0], F_DUPFD_CLOEXEC, 1597);
+  if (fd_a < 0 || fd_b < 0) return make_error("cannot place the probe's fds (F_DUPFD)", errno);
+  void* ctx = api.SSL_CTX_new(api.TLS_method());
+  if (!ctx) return make_error("SSL_CTX_new failed", EIO);
+  void* a = api.SSL_new(ctx);
+  void* b = api.SSL_new(ctx);
+  void* m = api.SSL_new(ctx);
+  void* mem = nullptr;
+  void* pair_end = nullptr;
+  if (!api.BIO_new_bio_pair || api.BIO_new_bio_pair(&mem, 0, &pair_end, 0) != 1) mem = api.BIO_new(api.BIO_s_mem());
+  if (!a || !b || !m || !mem) return make_error("SSL_new or BIO_new failed", EIO);
+  if (api.SSL_set_fd(a, fd_a) != 1 || api.SSL_set_fd(b, fd_b) != 1) return make_error("SSL_set_fd failed", EIO);
+  api.SSL_set_bio(m, mem, mem);
+  // The objects stay alive: the child exits soon.
+  const uint64_t root = reinterpret_cast<uint64_t>(a);
+  Bytes mem_a(kRootBytes);
+  mem_a.resize(read_self(root, mem_a.data(), mem_a.size()));
+  // Lowest offsets first: the read BIO comes before the write BIO in every
+  // library's SSL struct, and both are the same socket BIO after SSL_set_fd.
+  for (uint32_t rb = 0; rb + 8 <= mem_a.size(); rb += 8) {
+    uint64_t bio = 0;
+    std::memcpy(&bio, mem_a.data() + rb, 8);
+    if (bio < 0x10000 || bio > 0x7fffffffffffull || (bio & 7)) continue;
+    Bytes bm(256);
+    bm.resize(read_self(bio, bm.data(), bm.size()));
+    for (uint32_t num = 0; num + 4 <= bm.size(); num += 4) {
+      int32_t v = 0;
+      std::memcpy(&v, bm.data() + num, 4);
+      if (v != fd_a) continue;
+      for (uint32_t mo = 0; mo + 8 <= bm.size(); mo += 8) {
+        cc_fd_layout l{1, rb, num, mo, kBioTypeSocket, 0};
+        if (fd_by_layout(root, l) == fd_a && fd_by_layout(reinterpret_cast<uint64_t>(b), l) == fd_b &&
+            fd_by_layout(reinterpret_cast<uint64_t>(m), l) == -1)
+          return FdLayoutResult{l, fmt::format("rbio={:#x} num={:#x} method={:#x} type={:#x}", rb, num, mo,
+                                               kBioTypeSocket)};
+      }
+    }
+  }
+  return make_error("the socket fd was not found behind the SSL object", ENOENT);
+}
+
+void* open_library(const std::string& path, std::string* why) {
   void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     const char* e = dlerror();
-    return make_error(fmt::format("cannot load it with dlopen ({}); a program with OpenSSL linked in statically "
-                                  "cannot be probed, and clearcap has no offset table for it",
-                                  e ? e : "unknown error"),
-                      ENOEXEC);
+    *why = fmt::format("cannot load it with dlopen ({}); a program with OpenSSL linked in statically "
+                       "cannot be probed, and clearcap has no offset table for it",
+                       e ? e : "unknown error");
   }
-  Api api{};
+  return lib;
+}
+
+// Finds the functions the probes call; returns the names of those missing
+// that the key probe needs.
+std::string resolve_api(void* lib, Api& api) {
   std::string missing;
   auto sym = [&](auto& fn, const char* name, bool required) {
     fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
@@ -409,10 +495,19 @@ Result<KeyLayoutResult> probe_in_child(const std::string& path) {
   sym(api.SSL_new, "SSL_new", true);
   sym(api.SSL_free, "SSL_free", true);
   sym(api.SSL_set_fd, "SSL_set_fd", true);
+  sym(api.SSL_set_bio, "SSL_set_bio", false);
+  sym(api.BIO_new, "BIO_new", false);
+  sym(api.BIO_s_mem, "BIO_s_mem", false);
+  sym(api.BIO_new_bio_pair, "BIO_new_bio_pair", false);
   sym(api.SSL_set_connect_state, "SSL_set_connect_state", true);
   sym(api.SSL_set_accept_state, "SSL_set_accept_state", true);
   sym(api.SSL_do_handshake, "SSL_do_handshake", true);
   sym(api.SSL_get_error, "SSL_get_error", true);
+  return missing;
+}
+
+// Runs in the child: returns the key layout or why there is none.
+Result<KeyLayoutResult> probe_keys(const Api& api, const std::string& missing) {
   if (!missing.empty())
     return make_error(fmt::format("it lacks {} (key logging needs OpenSSL 1.1.1 or later, or BoringSSL)", missing),
                       ENOSYS);
@@ -454,64 +549,113 @@ Result<KeyLayoutResult> probe_in_child(const std::string& path) {
   return KeyLayoutResult{p.layout, p.summary.empty() ? p.summary : p.summary.substr(1)};
 }
 
+// One answer of the helper process; it sends the fd layout's first, then
+// (when asked) the key layout's, so that a crash in the handshakes keeps
+// the first.
 struct ChildReply {
   int32_t ok;
   int32_t err;
-  cc_key_layout layout;
+  cc_fd_layout fd;
+  cc_key_layout keys;
   char text[2048];  // summary or error message
 };
 
+template <typename T>
+void send_reply(int fd, const Result<T>& r, ChildReply& reply) {
+  reply.ok = r.has_value();
+  reply.err = r ? 0 : r.error().err;
+  std::snprintf(reply.text, sizeof(reply.text), "%s", r ? r->summary.c_str() : r.error().message.c_str());
+  if (write(fd, &reply, sizeof(reply)) != static_cast<ssize_t>(sizeof(reply))) _exit(1);
+}
+
+// Reads one reply before the deadline; false on EOF or timeout.
+bool read_reply(int fd, ChildReply& reply, std::chrono::steady_clock::time_point deadline) {
+  size_t got = 0;
+  while (got < sizeof(reply)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    ssize_t n = read(fd, reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got);
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  reply.text[sizeof(reply.text) - 1] = 0;
+  return true;
+}
+
 }  // namespace
 
-Result<KeyLayoutResult> learn_key_layout(const std::string& path, int timeout_ms) {
+LibraryLayouts learn_library_layouts(const std::string& path, bool keys, int timeout_ms) {
+  LibraryLayouts out;
+  if (!keys) out.keys = make_error("not asked for");
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC)) return make_error(fmt::format("pipe: {}", std::strerror(errno)), errno);
+  if (pipe2(fds, O_CLOEXEC)) {
+    auto e = make_error(fmt::format("pipe: {}", std::strerror(errno)), errno);
+    out.fd = e;
+    out.keys = e;
+    return out;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
     close(fds[0]);
     close(fds[1]);
-    return make_error(fmt::format("fork: {}", std::strerror(e)), e);
+    auto why = make_error(fmt::format("fork: {}", std::strerror(e)), e);
+    out.fd = why;
+    out.keys = why;
+    return out;
   }
   if (pid == 0) {
     close(fds[0]);
     ChildReply reply{};
-    auto r = probe_in_child(path);
-    reply.ok = r.has_value();
-    std::string text = r ? r->summary : r.error().message;
-    if (r) reply.layout = r->layout;
-    else reply.err = r.error().err;
-    std::snprintf(reply.text, sizeof(reply.text), "%s", text.c_str());
-    ssize_t n = write(fds[1], &reply, sizeof(reply));
-    _exit(n == static_cast<ssize_t>(sizeof(reply)) ? 0 : 1);
+    std::string why;
+    void* lib = open_library(path, &why);
+    if (!lib) {
+      Result<FdLayoutResult> err = make_error(why, ENOEXEC);
+      send_reply(fds[1], err, reply);
+      if (keys) send_reply(fds[1], err, reply);
+      _exit(0);
+    }
+    Api api{};
+    std::string missing = resolve_api(lib, api);
+    auto f = api.TLS_method && api.SSL_CTX_new && api.SSL_new && api.SSL_set_fd
+                 ? probe_fd_layout(api)
+                 : Result<FdLayoutResult>(make_error("it lacks TLS_method, SSL_CTX_new, SSL_new or SSL_set_fd", ENOSYS));
+    if (f) reply.fd = f->layout;
+    send_reply(fds[1], f, reply);
+    if (keys) {
+      auto k = probe_keys(api, missing);
+      if (k) reply.keys = k->layout;
+      send_reply(fds[1], k, reply);
+    }
+    _exit(0);
   }
   close(fds[1]);
-  ChildReply reply{};
-  size_t got = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (got < sizeof(reply)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd pfd{fds[0], POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
-    ssize_t n = read(fds[0], reinterpret_cast<char*>(&reply) + got, sizeof(reply) - got);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
+  ChildReply fd_reply{}, key_reply{};
+  const bool got_fd = read_reply(fds[0], fd_reply, deadline);
+  const bool got_keys = keys && got_fd && read_reply(fds[0], key_reply, deadline);
   close(fds[0]);
-  if (got < sizeof(reply)) kill(pid, SIGKILL);
+  const bool complete = got_fd && (got_keys || !keys);
+  if (!complete) kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  if (got < sizeof(reply)) {
-    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
-      return make_error(fmt::format("the key probe crashed (signal {}) while running handshakes with it",
-                                    WTERMSIG(status)),
-                        EIO);
-    return make_error(fmt::format("the key probe gave no answer within {} ms", timeout_ms), ETIMEDOUT);
+  std::string lost;  // why an answer is missing
+  if (!complete) {
+    lost = WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL
+               ? fmt::format("the layout probe crashed (signal {}) while running handshakes with it", WTERMSIG(status))
+               : fmt::format("the layout probe gave no answer within {} ms", timeout_ms);
   }
-  reply.text[sizeof(reply.text) - 1] = 0;
-  if (!reply.ok) return make_error(reply.text, reply.err ? reply.err : EIO);
-  return KeyLayoutResult{reply.layout, reply.text};
+  if (!got_fd) out.fd = make_error(lost, EIO);
+  else if (!fd_reply.ok) out.fd = make_error(fd_reply.text, fd_reply.err ? fd_reply.err : EIO);
+  else out.fd = FdLayoutResult{fd_reply.fd, fd_reply.text};
+  if (keys) {
+    if (!got_keys) out.keys = make_error(lost, EIO);
+    else if (!key_reply.ok) out.keys = make_error(key_reply.text, key_reply.err ? key_reply.err : EIO);
+    else out.keys = KeyLayoutResult{key_reply.keys, key_reply.text};
+  }
+  return out;
 }
 
 }  // namespace clearcap

@@ -1,5 +1,5 @@
-// Learning where a TLS library keeps a connection's secrets, without a
-// per-version offset table.
+// Learning where a TLS library keeps a connection's secrets and its socket
+// fd, without a per-version offset table.
 //
 // A helper process (fork) loads the library file with dlopen, runs TLS 1.2
 // and TLS 1.3 handshakes between two of its own SSL objects over a
@@ -29,9 +29,23 @@ struct KeyLayoutResult {
   std::string summary;  // e.g. "client_random@0x140 master@*0x918+0x50 ..." for --debug
 };
 
-// Runs the probe for one library file (a libssl.so or a build that exports
-// the SSL_* functions and can be loaded with dlopen). Errors say why keys
-// cannot be captured for this file.
-Result<KeyLayoutResult> learn_key_layout(const std::string& path, int timeout_ms = 20000);
+// Where the socket fd lives: SSL_set_fd(ssl, N) with distinctive N on two
+// objects, N searched behind each pointer of the SSL object; the BIO's
+// method type tells socket BIOs from memory BIOs (checked on a memory BIO).
+struct FdLayoutResult {
+  cc_fd_layout layout{};
+  std::string summary;  // e.g. "rbio=0x10 num=0x38 method=0x8 type=0x505" for --debug
+};
+
+struct LibraryLayouts {
+  Result<FdLayoutResult> fd = make_error("not probed");
+  Result<KeyLayoutResult> keys = make_error("not probed");
+};
+
+// Runs the probes for one library file (a libssl.so or a build that exports
+// the SSL_* functions and can be loaded with dlopen) in one helper process:
+// always the fd layout, and the key layout when `keys`. Each error says why
+// that layout cannot be used for this file.
+LibraryLayouts learn_library_layouts(const std::string& path, bool keys, int timeout_ms = 20000);
 
 }  // namespace clearcap

@@ -1,5 +1,6 @@
 #include "core/tls_capture.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,27 +35,96 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   self->targets_ = std::move(found->targets);
   self->notes_ = std::move(found->notes);
 
-  auto skel = TlsSkeleton::open_and_load(opts.skel);
+  TlsSkeleton::Options sopts = opts.skel;
+  sopts.syscall_fd = opts.syscall_fd != Options::SyscallFd::kNever;
+  auto skel = TlsSkeleton::open_and_load(sopts);
   if (!skel) return tl::unexpected(skel.error());
   self->skel_ = std::move(*skel);
 
   self->keys_ = opts.keys;
   self->data_ = opts.data;
+  self->syscall_fd_ = opts.syscall_fd;
   if (auto r = self->set_filter(opts.discovery.pids, opts.uid, 0); !r) return tl::unexpected(r.error());
 
-  if (opts.keys)
-    if (auto r = self->learn_keys(); !r) return tl::unexpected(r.error());
-
-  // Tracepoints before uprobes: a call in flight must find its fd.
-  if (auto r = self->attach_tracepoints(); !r) return tl::unexpected(r.error());
+  // Layouts first (the probes fork: no thread may exist yet).
+  std::vector<Slot> slots;
+  for (const TlsTarget& t : self->targets_) {
+    auto slot = self->slot_for(t);
+    if (!slot) return tl::unexpected(slot.error());
+    slots.push_back(*slot);
+    self->fd_unknown_ |= !slot->fd_known;
+  }
+  // Tracepoints (when needed) before uprobes: a call in flight must find its fd.
+  if (auto r = self->update_tracepoints(); !r) return tl::unexpected(r.error());
   for (uint32_t i = 0; i < self->targets_.size(); ++i)
-    if (auto r = self->attach_target(self->targets_[i], i, opts.data); !r) return tl::unexpected(r.error());
+    if (auto r = self->attach_target(self->targets_[i], slots[i].index, opts.data); !r)
+      return tl::unexpected(r.error());
   self->recount();
+  self->layout_timeout_ms_ = kLayoutTimeoutRunningMs;
   return self;
+}
+
+Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
+  struct stat st {};
+  if (stat(t.path.c_str(), &st)) {
+    fd_notes_.push_back(fmt::format("fd of {}: from syscalls (cannot stat it: {})", t.display, std::strerror(errno)));
+    return Slot{};
+  }
+  auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+  if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+  Slot slot;
+  if (next_slot_ >= kNoLayoutSlot) {
+    fd_notes_.push_back(fmt::format("fd of {}: from syscalls (more than {} library files hooked)", t.display,
+                                    kNoLayoutSlot));
+    if (keys_)
+      key_notes_.push_back(
+          fmt::format("keys cannot be captured for {}: more than {} libraries hooked", t.display, kNoLayoutSlot));
+    slots_.emplace(key, slot);
+    return slot;
+  }
+  slot.index = next_slot_++;
+  const bool want_keys = keys_ && t.offsets.count("SSL_do_handshake");
+  LibraryLayouts learned = learn_library_layouts(t.path, want_keys, layout_timeout_ms_);
+  if (learned.fd) {
+    if (bpf_map_update_elem(bpf_map__fd(skel_->raw()->maps.fd_layouts), &slot.index, &learned.fd->layout, BPF_ANY)) {
+      int err = errno;
+      return make_error(fmt::format("cannot store the fd layout of {}: {}", t.display, std::strerror(err)), err);
+    }
+    slot.fd_known = true;
+    fd_notes_.push_back(fmt::format("fd of {}: read from the SSL object ({})", t.display, learned.fd->summary));
+  } else {
+    fd_notes_.push_back(fmt::format("fd of {}: from syscalls ({})", t.display, learned.fd.error().message));
+  }
+  if (keys_) {
+    if (!want_keys) {
+      key_notes_.push_back(fmt::format("keys cannot be captured for {}: it has no SSL_do_handshake", t.display));
+    } else if (!learned.keys) {
+      key_notes_.push_back(fmt::format("keys cannot be captured for {}: {}", t.display, learned.keys.error().message));
+    } else {
+      if (bpf_map_update_elem(bpf_map__fd(skel_->raw()->maps.key_layouts), &slot.index, &learned.keys->layout,
+                              BPF_ANY)) {
+        int err = errno;
+        return make_error(fmt::format("cannot store the key layout of {}: {}", t.display, std::strerror(err)), err);
+      }
+      key_notes_.push_back(fmt::format("keys of {}: {}", t.display, learned.keys->summary));
+      ++key_targets_;
+    }
+  }
+  slots_.emplace(key, slot);
+  return slot;
+}
+
+Result<void> TlsCapture::update_tracepoints() {
+  const bool want = syscall_fd_ == Options::SyscallFd::kAlways ||
+                    (syscall_fd_ == Options::SyscallFd::kNeeded && fd_unknown_);
+  if (want && tracepoint_links_.empty()) return attach_tracepoints();
+  if (!want) destroy(tracepoint_links_);
+  return {};
 }
 
 Result<void> TlsCapture::set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id) {
   cc_filter_cfg cfg{};
+  cfg.generation = ++filter_generation_;  // never 0: cached verdicts of the old filter expire
   std::vector<uint32_t> upids(pids.begin(), pids.end());
   if (!upids.empty()) cfg.flags |= CC_FILTER_PID;
   if (uid != 0) {
@@ -97,13 +167,31 @@ Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
   for (uint32_t i = 0; i < found->targets.size(); ++i)
     for (auto& key : keys_of(found->targets[i])) wanted.emplace(std::move(key), std::make_pair(&found->targets[i], i));
 
+  // Layouts of new files first, and the syscall tracepoints before any new
+  // uprobe when some fd layout is unknown (a call in flight must find its fd).
+  std::map<const TlsTarget*, Slot> slot_of;
+  bool fd_unknown = false;
+  for (const TlsTarget& t : found->targets) {
+    auto slot = slot_for(t);
+    if (!slot) return tl::unexpected(slot.error());
+    slot_of[&t] = *slot;
+    fd_unknown |= !slot->fd_known;
+  }
+  const bool had_unknown = fd_unknown_;
+  fd_unknown_ = fd_unknown || had_unknown;
+  if (auto r = update_tracepoints(); !r) {
+    fd_unknown_ = had_unknown;
+    return r;
+  }
   // Attach what is new first: a file kept as a target never goes unhooked.
   std::map<ProbeKey, std::vector<bpf_link*>> added;
   for (const auto& [key, target] : wanted) {
     if (probe_links_.count(key)) continue;
-    auto links = attach_probes(*target.first, key.second, target.second, data_);
+    auto links = attach_probes(*target.first, key.second, slot_of[target.first].index, data_);
     if (!links) {
       for (auto& [k, ls] : added) destroy(ls);
+      fd_unknown_ = had_unknown;
+      (void)update_tracepoints();
       return tl::unexpected(links.error());
     }
     added.emplace(key, std::move(*links));
@@ -120,35 +208,10 @@ Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
   targets_ = std::move(found->targets);
   notes_ = std::move(found->notes);
   recount();
-  return {};
-}
-
-// Start-up, before any thread: learn_key_layout forks.
-Result<void> TlsCapture::learn_keys() {
-  int fd = bpf_map__fd(skel_->raw()->maps.key_layouts);
-  uint32_t max = bpf_map__max_entries(skel_->raw()->maps.key_layouts);
-  for (uint32_t i = 0; i < targets_.size(); ++i) {
-    const TlsTarget& t = targets_[i];
-    if (!t.offsets.count("SSL_do_handshake")) {
-      key_notes_.push_back(fmt::format("keys cannot be captured for {}: it has no SSL_do_handshake", t.display));
-      continue;
-    }
-    if (i >= max) {
-      key_notes_.push_back(fmt::format("keys cannot be captured for {}: more than {} libraries hooked", t.display, max));
-      continue;
-    }
-    auto layout = learn_key_layout(t.path);
-    if (!layout) {
-      key_notes_.push_back(fmt::format("keys cannot be captured for {}: {}", t.display, layout.error().message));
-      continue;
-    }
-    if (bpf_map_update_elem(fd, &i, &layout->layout, BPF_ANY)) {
-      int err = errno;
-      return make_error(fmt::format("cannot store the key layout of {}: {}", t.display, std::strerror(err)), err);
-    }
-    key_notes_.push_back(fmt::format("keys of {}: {}", t.display, layout->summary));
-    ++key_targets_;
-  }
+  // The old targets' probes are gone: the tracepoints go too when every
+  // remaining target's fd is read from the SSL object.
+  fd_unknown_ = fd_unknown;
+  if (auto r = update_tracepoints(); !r) return r;
   return {};
 }
 
@@ -211,9 +274,9 @@ Result<void> TlsCapture::attach_tracepoints() {
   return {};
 }
 
-Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool data) {
+Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t slot, bool data) {
   for (const auto& key : keys_of(t)) {
-    auto links = attach_probes(t, key.second, index, data);
+    auto links = attach_probes(t, key.second, slot, data);
     if (!links) return tl::unexpected(links.error());
     auto& slot = probe_links_[key];
     slot.insert(slot.end(), links->begin(), links->end());
@@ -222,7 +285,7 @@ Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t index, bool 
   return {};
 }
 
-Result<std::vector<bpf_link*>> TlsCapture::attach_probes(const TlsTarget& t, int pid, uint32_t index, bool data) {
+Result<std::vector<bpf_link*>> TlsCapture::attach_probes(const TlsTarget& t, int pid, uint32_t slot, bool data) {
   auto* s = skel_->raw();
   const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
                         {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
@@ -243,9 +306,9 @@ Result<std::vector<bpf_link*>> TlsCapture::attach_probes(const TlsTarget& t, int
       for (bool ret : {false, true}) {
         bpf_program* prog = ret ? h.ret : h.entry;
         if (!prog) continue;
-        // The cookie names the target: the handshake return probe finds the
-        // target's key layout with it (bpf_get_attach_cookie).
-        LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = index, .retprobe = ret);
+        // The cookie names the library's layout slot: the probes find its
+        // fd and key layouts with it (bpf_get_attach_cookie).
+        LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = slot, .retprobe = ret);
         bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, t.path.c_str(), it->second, &uopts);
         if (!l) {
           int err = errno;

@@ -1,5 +1,7 @@
-// The tls module's kernel side: loads the skeleton, sets the filters, and
-// attaches the syscall tracepoints and the uprobes on every target.
+// The tls module's kernel side: loads the skeleton, sets the filters, learns
+// each library's layouts (where the socket fd and, for keys, the secrets
+// live), and attaches the uprobes on every target, plus the syscall
+// tracepoints only while some target's fd layout is unknown.
 // Thread: one owner at a time. The configuration API calls set_filter() and
 // retarget() from its own threads while the command's thread only reads
 // counters through skeleton(); the owner serializes those calls (one mutex)
@@ -29,6 +31,9 @@ class TlsCapture {
     uint32_t uid = 0;  // 0 = all users
     bool keys = false; // learn each target's key layout and emit keys records at handshake completion
     bool data = true;  // hook SSL_read/SSL_write for plaintext; off in keylog mode (no per-byte traps)
+    // When the syscall tracepoints run (they find the fd where the SSL
+    // object cannot give it, and run for every syscall on the machine).
+    enum class SyscallFd { kAlways, kNeeded, kNever } syscall_fd = SyscallFd::kAlways;
   };
 
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts);
@@ -64,23 +69,39 @@ class TlsCapture {
   // (with where they live) and one per target whose cannot (with why).
   const std::vector<std::string>& key_notes() const { return key_notes_; }
   size_t key_targets() const { return key_targets_; }
+  // One line per library file: where its socket fd is read from (the
+  // learned layout, or the syscall tracepoints and why), for --debug.
+  const std::vector<std::string>& fd_notes() const { return fd_notes_; }
+  // Whether the system-wide syscall tracepoints are attached (some target's
+  // fd layout is unknown).
+  bool syscall_tracepoints() const { return !tracepoint_links_.empty(); }
 
   // Attaches the data probes to one more target with the same code as
-  // create() (bench/probe_cost uses it on a test function named as SSL_write).
-  Result<void> attach_target(const TlsTarget& t) {
-    return attach_target(t, static_cast<uint32_t>(targets_.size()), true);
-  }
+  // create(), with no layouts (bench/probe_cost uses it on a test function
+  // named as SSL_write).
+  Result<void> attach_target(const TlsTarget& t) { return attach_target(t, kNoLayoutSlot, true); }
 
  private:
+  static constexpr uint32_t kNoLayoutSlot = CC_MAX_LAYOUTS - 1;
+  struct Slot {
+    uint32_t index = kNoLayoutSlot;
+    bool fd_known = false;
+  };
+
   TlsCapture() = default;
-  Result<void> attach_target(const TlsTarget& t, uint32_t index, bool data);
-  Result<void> learn_keys();
+  Result<void> attach_target(const TlsTarget& t, uint32_t slot, bool data);
+  // The layout slot of a library file (by device and inode), learning its
+  // layouts the first time the file is seen. Forks: see key_layout.h.
+  Result<Slot> slot_for(const TlsTarget& t);
+  // Attaches the syscall tracepoints when some target's fd layout is
+  // unknown, detaches them when none is.
+  Result<void> update_tracepoints();
   Result<void> attach_tracepoints();
   // One attachment unit: a file and one process in it (-1 = every process
   // mapping the file). Its links are in attachment order (entries first).
   using ProbeKey = std::pair<std::string, int>;
   static std::vector<ProbeKey> keys_of(const TlsTarget& t);
-  Result<std::vector<bpf_link*>> attach_probes(const TlsTarget& t, int pid, uint32_t index, bool data);
+  Result<std::vector<bpf_link*>> attach_probes(const TlsTarget& t, int pid, uint32_t slot, bool data);
   static void destroy(std::vector<bpf_link*>& links);
   void recount();
 
@@ -95,6 +116,17 @@ class TlsCapture {
   bool data_ = true;
   std::vector<std::string> key_notes_;
   size_t key_targets_ = 0;
+  std::vector<std::string> fd_notes_;
+  std::map<std::pair<uint64_t, uint64_t>, Slot> slots_;  // (st_dev, st_ino) -> slot
+  uint32_t next_slot_ = 0;
+  bool fd_unknown_ = false;  // some attached target reads its fd from syscalls
+  Options::SyscallFd syscall_fd_ = Options::SyscallFd::kAlways;
+  uint32_t filter_generation_ = 0;
+  // How long a layout probe may take: at start-up, and later (the API's
+  // retarget forks while other threads run; a child stuck on a lock another
+  // thread held at the fork is killed then, and the file uses syscalls).
+  static constexpr int kLayoutTimeoutStartMs = 20000, kLayoutTimeoutRunningMs = 5000;
+  int layout_timeout_ms_ = kLayoutTimeoutStartMs;
 };
 
 }  // namespace clearcap

@@ -48,6 +48,11 @@ Result<void> ProbeFloorSkeleton::attach(const std::string& path, uint64_t offset
   return {};
 }
 
+std::vector<std::pair<std::string, int>> ProbeFloorSkeleton::programs() const {
+  return {{"floor_entry", bpf_program__fd(skel_->progs.floor_entry)},
+          {"floor_ret", bpf_program__fd(skel_->progs.floor_ret)}};
+}
+
 Result<std::pair<uint64_t, uint64_t>> ProbeFloorSkeleton::hits() const {
   int ncpu = libbpf_num_possible_cpus();
   std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));

@@ -32,6 +32,8 @@ class ProbeFloorSkeleton {
   // Summed over CPUs: {entries, returns}.
   Result<std::pair<uint64_t, uint64_t>> hits() const;
   size_t probes() const { return links_.size(); }
+  // {name, fd} of both programs (program-time statistics).
+  std::vector<std::pair<std::string, int>> programs() const;
 
  private:
   ProbeFloorSkeleton() = default;

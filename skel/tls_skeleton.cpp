@@ -30,6 +30,7 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
 
   self->ring_bytes_ = opts.ring_bytes;
   self->skel_->rodata->wakeup_bytes = opts.wakeup_bytes;
+  self->skel_->rodata->syscall_fd = opts.syscall_fd ? 1 : 0;
   bpf_map__set_max_entries(self->skel_->maps.rings, static_cast<uint32_t>(ncpu));
   // One 64 KiB packet scratch per CPU (too big for a per-CPU map value).
   bpf_map__set_max_entries(self->skel_->maps.pkt_scratch_map, static_cast<uint32_t>(ncpu));
@@ -71,6 +72,15 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
 TlsSkeleton::~TlsSkeleton() {
   if (skel_) tls_bpf__destroy(skel_);
   for (int fd : ring_fds_) close(fd);
+}
+
+std::vector<std::pair<std::string, int>> TlsSkeleton::programs() const {
+  std::vector<std::pair<std::string, int>> out;
+  bpf_program* p = nullptr;
+  bpf_object__for_each_program(p, skel_->obj) {
+    if (bpf_program__fd(p) >= 0) out.emplace_back(bpf_program__name(p), bpf_program__fd(p));
+  }
+  return out;
 }
 
 Result<std::array<uint64_t, CC_STAT__COUNT>> TlsSkeleton::read_stats() const {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clearcap_abi.h"
@@ -26,6 +27,7 @@ class TlsSkeleton {
     uint32_t ring_bytes = 4u << 20;    // per CPU; a power of two, multiple of the page size
     uint64_t wakeup_bytes = 1u << 20;  // wake the reader once this much waits; 0 = every record
     uint32_t snap_len = CC_PACKET_MAX; // tc packet capture: bytes copied per packet at most
+    bool syscall_fd = true;            // the syscall tracepoints may be attached (keeps the in-call marks)
   };
 
   static Result<std::unique_ptr<TlsSkeleton>> open_and_load(const Options& opts);
@@ -38,6 +40,8 @@ class TlsSkeleton {
   const std::vector<int>& ring_fds() const { return ring_fds_; }
   uint32_t ring_bytes() const { return ring_bytes_; }
 
+  // {name, fd} of every loaded program (program-time statistics).
+  std::vector<std::pair<std::string, int>> programs() const;
   // Sums the per-CPU counters (enum cc_stat).
   Result<std::array<uint64_t, CC_STAT__COUNT>> read_stats() const;
   // Run-time filters, applied in place.

@@ -4,15 +4,22 @@
 // by TlsCapture's attach code and the reader -> processor -> JSON encoder
 // pipeline running, so records are really consumed.
 //
-// Two functions are called N times per measurement:
+// Three workloads are called N times per measurement:
 //  * fn:  cc_probe_target, a test function in this binary whose prologue is
 //         the one of libssl 3's SSL_write (`sub $0x18,%rsp`, checked at run
 //         time): the trap costs what it costs on SSL_write, without the
 //         cryptography around it;
 //  * ssl: the real SSL_write of the system libssl, over an in-memory BIO
-//         pair (the ciphertext is read out and dropped).
+//         pair (the ciphertext is read out and dropped);
+//  * sys: write(2) of one byte to /dev/null, a syscall unrelated to TLS:
+//         what clearcap costs every other process on the machine.
 // Neither call has a socket, so clearcap records carry fd -1 and no 4-tuple;
 // that skips only the once-per-connection tuple lookup, never per-call work.
+//
+// Beside wall time per call, each condition reports its BPF programs' own
+// time per call (run_time_ns from the kernel's BPF statistics, switched on
+// for the run): the trap hides it in wall time on a VM, but on bare metal
+// it is what clearcap adds to the trap.
 //
 // Conditions run interleaved (round r runs every condition once, starting at
 // a rotating position) and each figure is the median over rounds: on a busy
@@ -21,10 +28,12 @@
 // Subcommand `attach-floor` attaches the floor probes to a running process's
 // libssl and waits for SIGINT (used by tools/perf-harness).
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +56,7 @@
 #include "core/elf_symbols.h"
 #include "core/privileges.h"
 #include "core/processor.h"
+#include "core/prog_stats.h"
 #include "core/ring_reader.h"
 #include "core/tls_capture.h"
 #include "sinks/json_encoder.h"
@@ -216,17 +226,25 @@ Result<Targets> find_targets() {
 // ------------------------------------------------------------ conditions
 
 enum class Probe { kNone, kFloor, kClearcap };
+enum class Work { kFn, kSsl, kSys };
+
+const char* work_name(Work w) { return w == Work::kFn ? "fn" : w == Work::kSsl ? "ssl" : "sys"; }
 
 struct Condition {
   std::string name;
-  bool ssl;  // real SSL_write, else the test function
+  Work work;
   Probe probe;
   size_t payload;
   bool wake_every;  // wakeup_bytes = 0
+  // clearcap's --syscall-fd: always (default) keeps the syscall tracepoints
+  // attached; needed drops them when every library's fd layout is learned.
+  TlsCapture::Options::SyscallFd syscall_fd = TlsCapture::Options::SyscallFd::kAlways;
 };
 
 struct Sample {
   double ns_per_call;
+  double prog_ns_per_call = 0;  // BPF program time of the condition's programs, per call
+  std::vector<ProgTime> progs;  // per program, over the timed calls
   uint64_t events = 0, losses = 0;
 };
 
@@ -264,7 +282,10 @@ struct Pipeline {
 class Runner {
  public:
   Runner(Targets t, TlsPair& tls, size_t calls, size_t readers)
-      : t_(std::move(t)), tls_(tls), calls_(calls), readers_(readers) {}
+      : t_(std::move(t)), tls_(tls), calls_(calls), readers_(readers), devnull_(open("/dev/null", O_WRONLY | O_CLOEXEC)) {}
+  ~Runner() {
+    if (devnull_ >= 0) close(devnull_);
+  }
 
   Result<Sample> run(const Condition& c) {
     std::vector<unsigned char> payload(c.payload);
@@ -278,18 +299,19 @@ class Runner {
       auto f = ProbeFloorSkeleton::open_and_load();
       if (!f) return tl::unexpected(f.error());
       floor = std::move(*f);
-      auto r = c.ssl ? floor->attach(t_.libssl, t_.ssl_write_off, getpid())
-                     : floor->attach(t_.exe, t_.fn_off, getpid());
+      auto r = c.work == Work::kFn ? floor->attach(t_.exe, t_.fn_off, getpid())
+                                   : floor->attach(t_.libssl, t_.ssl_write_off, getpid());
       if (!r) return tl::unexpected(r.error());
     } else if (c.probe == Probe::kClearcap) {
       TlsCapture::Options o;
       o.skel.wakeup_bytes = c.wake_every ? 0 : o.skel.ring_bytes / 4;  // clearcap's default: ring/4
+      o.syscall_fd = c.syscall_fd;
       o.discovery.libssl = t_.libssl;
       o.discovery.pids = {getpid()};
       auto created = TlsCapture::create(o);
       if (!created) return tl::unexpected(created.error());
       cap = std::move(*created);
-      if (!c.ssl) {
+      if (c.work == Work::kFn) {
         TlsTarget fn{t_.exe, t_.exe, {{"SSL_write", t_.fn_off}}, {getpid()}};
         if (auto r = cap->attach_target(fn); !r) return tl::unexpected(r.error());
       }
@@ -297,32 +319,49 @@ class Runner {
     }
 
     auto call = [&] {
-      if (c.ssl) {
-        if (SSL_write(tls_.client, payload.data(), static_cast<int>(payload.size())) <= 0) return false;
-        tls_.drain();
-      } else {
-        if (cc_probe_target(fake_ssl, payload.data(), static_cast<int>(payload.size())) <= 0) return false;
+      switch (c.work) {
+        case Work::kSsl:
+          if (SSL_write(tls_.client, payload.data(), static_cast<int>(payload.size())) <= 0) return false;
+          tls_.drain();
+          return true;
+        case Work::kFn:
+          return cc_probe_target(fake_ssl, payload.data(), static_cast<int>(payload.size())) > 0;
+        case Work::kSys:
+          return write(devnull_, payload.data(), payload.size()) == static_cast<ssize_t>(payload.size());
       }
-      return true;
+      return false;
     };
+    std::vector<std::pair<std::string, int>> progs;
+    if (floor) progs = floor->programs();
+    if (cap) progs = cap->skeleton().programs();
     const size_t warmup = std::max<size_t>(10, calls_ / 50);
     for (size_t i = 0; i < warmup; ++i)
       if (!call()) return make_error("SSL_write failed on the in-memory pair");
+    auto before = read_prog_times(progs);
+    if (!before) return tl::unexpected(before.error());
     auto t0 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < calls_; ++i)
       if (!call()) return make_error("SSL_write failed on the in-memory pair");
     auto t1 = std::chrono::steady_clock::now();
+    auto after = read_prog_times(progs);
+    if (!after) return tl::unexpected(after.error());
 
     Sample s;
     s.ns_per_call = std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(calls_);
+    s.progs = prog_time_delta(*before, *after);
+    uint64_t prog_ns = 0;
+    for (const auto& p : s.progs) prog_ns += p.run_time_ns;
+    s.prog_ns_per_call = static_cast<double>(prog_ns) / static_cast<double>(calls_);
     const uint64_t made = warmup + calls_;
     if (floor) {
       auto h = floor->hits();
       if (!h) return tl::unexpected(h.error());
-      // Every call must have trapped twice, or the floor measured nothing.
-      if (h->first != made || h->second != made)
+      // Every call must have trapped twice, or the floor measured nothing
+      // (and a syscall never).
+      const uint64_t want = c.work == Work::kSys ? 0 : made;
+      if (h->first != want || h->second != want)
         return make_error(fmt::format("{}: floor probes hit {}/{} times, expected {}", c.name, h->first, h->second,
-                                      made));
+                                      want));
     }
     if (cap) {
       cap->detach();
@@ -338,7 +377,7 @@ class Runner {
         log("{}: losses: ring full {}, read faults {}, no entry state {}, call table full {}, conn table full {}",
             c.name, b[CC_STAT_RINGBUF_FULL], b[CC_STAT_READ_FAULT], b[CC_STAT_NO_ENTRY_STATE],
             b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
-      const uint64_t chunks = (c.payload + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX;
+      const uint64_t chunks = c.work == Work::kSys ? 0 : (c.payload + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX;
       if (s.events + s.losses != made * chunks)
         return make_error(fmt::format("{}: {} events + {} losses, expected {} records: probes not on the path?",
                                       c.name, s.events, s.losses, made * chunks));
@@ -351,6 +390,7 @@ class Runner {
   TlsPair& tls_;
   size_t calls_;
   size_t readers_;  // 0: clearcap's default
+  int devnull_;
 };
 
 double median(std::vector<double> v) {
@@ -359,7 +399,63 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// A median with its distribution-free confidence interval: the order
+// statistics [x(k), x(n+1-k)] for the largest k whose coverage under
+// Binomial(n, 1/2) is at least 95 % (n >= 6); below that the whole range,
+// whose coverage 1 - 2^(1-n) is given in `level`.
+struct Ci {
+  double median = 0, lo = 0, hi = 0, level = 0;
+  // Resolved: the interval lies within +-5 % of the median; a ratio whose
+  // interval is wider is "not resolved", whatever its median says.
+  bool resolved() const { return median > 0 && lo >= median * 0.95 && hi <= median * 1.05; }
+};
+
+Ci median_ci(std::vector<double> v) {
+  Ci c;
+  if (v.empty()) return c;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  c.median = median(v);
+  // P(B <= j) for B ~ Binomial(n, 1/2), accumulated term by term.
+  std::vector<double> cdf(n + 1);
+  double term = std::pow(0.5, static_cast<double>(n)), acc = 0;
+  for (size_t j = 0; j <= n; ++j) {
+    acc += term;
+    cdf[j] = acc;
+    term = term * static_cast<double>(n - j) / static_cast<double>(j + 1);
+  }
+  size_t k = 1;
+  for (size_t cand = n / 2; cand >= 1; --cand) {
+    if (1 - 2 * cdf[cand - 1] >= 0.95) {
+      k = cand;
+      break;
+    }
+  }
+  c.lo = v[k - 1];
+  c.hi = v[n - k];
+  c.level = 1 - 2 * cdf[k - 1];
+  return c;
+}
+
+std::string ci_text(const Ci& c, const char* fmt_one) {
+  return fmt::format(fmt::runtime(std::string(fmt_one) + " [" + fmt_one + ", " + fmt_one + "]"), c.median, c.lo, c.hi);
+}
+
+std::string ci_json(const Ci& c) {
+  return fmt::format("{{\"median\": {:.4f}, \"lo\": {:.4f}, \"hi\": {:.4f}, \"level\": {:.3f}, \"resolved\": {}}}",
+                     c.median, c.lo, c.hi, c.level, c.resolved() ? "true" : "false");
+}
+
+// The 1-minute load average: recorded before and after a run; a figure
+// taken above 1.5 is not a quiet-machine figure.
+double load_average() {
+  double l = -1;
+  std::ifstream("/proc/loadavg") >> l;
+  return l;
+}
+
 int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_out, const std::string& only) {
+  const double load_before = load_average();
   auto targets = find_targets();
   if (!targets) {
     log("{}", targets.error().message);
@@ -371,19 +467,33 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     return 1;
   }
   std::vector<Condition> conds;
-  for (bool ssl : {false, true}) {
-    const char* fn = ssl ? "ssl" : "fn";
+  for (Work w : {Work::kFn, Work::kSsl}) {
+    const char* fn = work_name(w);
     if (!only.empty() && only != fn) continue;
-    conds.push_back({fmt::format("{}/none/1k", fn), ssl, Probe::kNone, 1024, false});
-    conds.push_back({fmt::format("{}/floor/1k", fn), ssl, Probe::kFloor, 1024, false});
-    conds.push_back({fmt::format("{}/clearcap/1k", fn), ssl, Probe::kClearcap, 1024, false});
-    conds.push_back({fmt::format("{}/clearcap/16k", fn), ssl, Probe::kClearcap, 16384, false});
-    conds.push_back({fmt::format("{}/clearcap-wake/1k", fn), ssl, Probe::kClearcap, 1024, true});
-    conds.push_back({fmt::format("{}/clearcap-wake/16k", fn), ssl, Probe::kClearcap, 16384, true});
-    if (ssl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
-      conds.push_back({"ssl/none/16k", ssl, Probe::kNone, 16384, false});
-      conds.push_back({"ssl/floor/16k", ssl, Probe::kFloor, 16384, false});
+    conds.push_back({fmt::format("{}/none/1k", fn), w, Probe::kNone, 1024, false});
+    conds.push_back({fmt::format("{}/floor/1k", fn), w, Probe::kFloor, 1024, false});
+    conds.push_back({fmt::format("{}/clearcap/1k", fn), w, Probe::kClearcap, 1024, false});
+    conds.push_back({fmt::format("{}/clearcap/16k", fn), w, Probe::kClearcap, 16384, false});
+    conds.push_back({fmt::format("{}/clearcap-wake/1k", fn), w, Probe::kClearcap, 1024, true});
+    conds.push_back({fmt::format("{}/clearcap-wake/16k", fn), w, Probe::kClearcap, 16384, true});
+    if (w == Work::kSsl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
+      conds.push_back({"ssl/none/16k", w, Probe::kNone, 16384, false});
+      conds.push_back({"ssl/floor/16k", w, Probe::kFloor, 16384, false});
     }
+  }
+  // Unrelated syscalls: the floor probes never run for them, so "none" is
+  // the baseline and the program time is all clearcap's.
+  if (only.empty() || only == "sys") {
+    conds.push_back({"sys/none/1b", Work::kSys, Probe::kNone, 1, false});
+    conds.push_back({"sys/floor/1b", Work::kSys, Probe::kFloor, 1, false});
+    conds.push_back({"sys/clearcap/1b", Work::kSys, Probe::kClearcap, 1, false});
+    conds.push_back({"sys/clearcap-needed/1b", Work::kSys, Probe::kClearcap, 1, false,
+                     TlsCapture::Options::SyscallFd::kNeeded});
+  }
+  auto stats_on = BpfStatsOn::enable();
+  if (!stats_on) {
+    log("{}", stats_on.error().message);
+    return 1;
   }
   Runner runner(*targets, **tls, calls, readers);
   std::vector<std::vector<Sample>> samples(conds.size());
@@ -405,21 +515,48 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     for (const auto& s : samples[i]) v.push_back(s.ns_per_call);
     return median(v);
   };
-  auto find = [&](const std::string& name) -> double {
+  auto index_of = [&](const std::string& name) -> int {
     for (size_t i = 0; i < conds.size(); ++i)
-      if (conds[i].name == name) return med(i);
-    return 0;
+      if (conds[i].name == name) return static_cast<int>(i);
+    return -1;
   };
+  auto find = [&](const std::string& name) -> double {
+    int i = index_of(name);
+    return i < 0 ? 0 : med(static_cast<size_t>(i));
+  };
+  // Ratios paired within a round (both conditions ran in it), then the
+  // median of those ratios with its interval: slow drift of a shared machine
+  // hits both sides of each pair alike.
+  auto paired = [&](size_t i, int base) {
+    std::vector<double> v;
+    if (base < 0) return Ci{};
+    for (size_t r = 0; r < samples[i].size() && r < samples[static_cast<size_t>(base)].size(); ++r)
+      v.push_back(samples[i][r].ns_per_call / samples[static_cast<size_t>(base)][r].ns_per_call);
+    return median_ci(v);
+  };
+  auto prog_med = [&](size_t i) {
+    std::vector<double> v;
+    for (const auto& s : samples[i]) v.push_back(s.prog_ns_per_call);
+    return median(v);
+  };
+  const double load_after = load_average();
   std::string json = "{\n  \"calls_per_sample\": " + std::to_string(calls) + ",\n  \"rounds\": " +
-                     std::to_string(rounds) + ",\n  \"libssl\": \"" + targets->libssl + "\",\n  \"results\": [\n";
-  fmt::print("{:<24} {:>12} {:>10} {:>10} {:>10} {:>8}\n", "condition", "ns/call", "x floor", "x none",
-             "events", "losses");
+                     std::to_string(rounds) + ",\n  \"libssl\": \"" + targets->libssl + "\",\n" +
+                     fmt::format("  \"load_before\": {:.2f},\n  \"load_after\": {:.2f},\n", load_before, load_after) +
+                     "  \"results\": [\n";
+  fmt::print("load average before {:.2f}, after {:.2f}{}\n", load_before, load_after,
+             std::max(load_before, load_after) > 1.5 ? " (NOT QUIET: above 1.5, the figures are not citable)" : "");
+  fmt::print("medians over {} rounds, [95 % interval of the median; the whole range below 6 rounds]; "
+             "? = interval wider than +-5 %: not resolved\n",
+             rounds);
+  fmt::print("{:<26} {:>10} {:>26} {:>10} {:>28} {:>8} {:>8}\n", "condition", "ns/call", "x floor (paired)", "x none",
+             "prog ns/call", "events", "losses");
   for (size_t i = 0; i < conds.size(); ++i) {
     const auto& c = conds[i];
-    const char* fn = c.ssl ? "ssl" : "fn";
+    const char* fn = work_name(c.work);
     // The floor and no-probe rows for the same function (and, for SSL_write,
     // the same payload size: encryption cost grows with it).
-    std::string size = c.ssl && c.payload == 16384 ? "16k" : "1k";
+    std::string size = c.work == Work::kSys ? "1b" : c.work == Work::kSsl && c.payload == 16384 ? "16k" : "1k";
     double floor = find(fmt::format("{}/floor/{}", fn, size));
     double none = find(fmt::format("{}/none/{}", fn, size));
     double m = med(i);
@@ -428,17 +565,44 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
       ev += s.events;
       lost += s.losses;
     }
-    fmt::print("{:<24} {:>12.0f} {:>10.3f} {:>10.1f} {:>10} {:>8}\n", c.name, m, floor > 0 ? m / floor : 0,
-               none > 0 ? m / none : 0, ev, lost);
+    const double pm = prog_med(i);
+    const Ci ratio = paired(i, index_of(fmt::format("{}/floor/{}", fn, size)));
+    std::vector<double> pv;
+    for (const auto& smp : samples[i]) pv.push_back(smp.prog_ns_per_call);
+    const Ci prog = median_ci(pv);
+    fmt::print("{:<26} {:>10.0f} {:>26} {:>10.3f} {:>28} {:>8} {:>8}\n", c.name, m,
+               ratio.median > 0 ? ci_text(ratio, "{:.3f}") + (ratio.resolved() ? "" : "?") : "-",
+               none > 0 ? m / none : 0, prog.median > 0 ? ci_text(prog, "{:.1f}") : "0", ev, lost);
+    // Per program: median over rounds of its time per call, and its runs per call.
+    std::string per_prog;
+    if (!samples[i].empty()) {
+      for (size_t k = 0; k < samples[i][0].progs.size(); ++k) {
+        std::vector<double> ns, runs;
+        for (const auto& s : samples[i]) {
+          if (k >= s.progs.size()) continue;
+          ns.push_back(static_cast<double>(s.progs[k].run_time_ns) / static_cast<double>(calls));
+          runs.push_back(static_cast<double>(s.progs[k].run_cnt) / static_cast<double>(calls));
+        }
+        double mr = median(runs);
+        if (mr == 0) continue;
+        const std::string& pname = samples[i][0].progs[k].name;
+        fmt::print("    {:<28} {:>8.1f} ns/call {:>6.2f} runs/call {:>8.1f} ns/run\n", pname, median(ns), mr,
+                   median(ns) / mr);
+        per_prog += fmt::format("{}{{\"name\": \"{}\", \"ns_per_call\": {:.1f}, \"runs_per_call\": {:.3f}}}",
+                                per_prog.empty() ? "" : ", ", pname, median(ns), mr);
+      }
+    }
     std::string all;
     for (const auto& s : samples[i]) all += (all.empty() ? "" : ", ") + fmt::format("{:.1f}", s.ns_per_call);
     json += fmt::format(
         "    {{\"name\": \"{}\", \"function\": \"{}\", \"probe\": \"{}\", \"payload\": {}, \"wakeup_every_event\": "
         "{}, \"ns_per_call_median\": {:.1f}, \"ratio_to_floor\": {:.4f}, \"ratio_to_none\": {:.4f}, \"events\": {}, "
-        "\"losses\": {}, \"ns_per_call_samples\": [{}]}}{}\n",
-        c.name, c.ssl ? "SSL_write" : "cc_probe_target",
+        "\"losses\": {}, \"prog_ns_per_call_median\": {:.1f}, \"ratio_to_floor_paired\": {}, \"prog_ns_per_call\": {}, "
+        "\"programs\": [{}], \"ns_per_call_samples\": [{}]}}{}\n",
+        c.name, c.work == Work::kSsl ? "SSL_write" : c.work == Work::kFn ? "cc_probe_target" : "write",
         c.probe == Probe::kNone ? "none" : c.probe == Probe::kFloor ? "floor" : "clearcap", c.payload,
-        c.wake_every ? "true" : "false", m, floor > 0 ? m / floor : 0, none > 0 ? m / none : 0, ev, lost, all,
+        c.wake_every ? "true" : "false", m, floor > 0 ? m / floor : 0, none > 0 ? m / none : 0, ev, lost, pm,
+        ci_json(ratio), ci_json(prog), per_prog, all,
         i + 1 < conds.size() ? "," : "");
   }
   json += "  ]\n}\n";
@@ -500,7 +664,7 @@ int main(int argc, char** argv) {
   app.add_option("-r,--rounds", rounds, "interleaved rounds (median over rounds)");
   app.add_flag("--quick", quick, "smoke run: 1 round of 2000 calls");
   app.add_option("--json", json_out, "write the results as JSON to this file");
-  app.add_option("--only", only, "fn or ssl: one function only")->check(CLI::IsMember({"fn", "ssl"}));
+  app.add_option("--only", only, "fn, ssl or sys: one workload only")->check(CLI::IsMember({"fn", "ssl", "sys"}));
   size_t readers = 0;
   app.add_option("--readers", readers, "reader threads (default: clearcap's, one per CPU up to 4)");
   int pid = -1;

@@ -180,6 +180,31 @@ struct cc_packet_event {
 	                           * cc_data_event: the processor merges by it */
 };
 
+/*
+ * Where a library keeps a connection's socket fd (ARRAY "fd_layouts", index
+ * = the uprobe's bpf cookie), learned at start-up like the key layout
+ * (core/key_layout.cpp): SSL_set_fd(ssl, N) with distinctive N, then N is
+ * found behind the SSL object's read BIO. The fd is
+ *   *(s32 *)(rbio + num_off) with rbio = *(u64 *)(ssl + rbio_off),
+ * valid only when the BIO is a socket BIO:
+ *   *(s32 *)(*(u64 *)(rbio + method_off)) == sock_type
+ * (BIO_METHOD starts with its type in OpenSSL 1.1+, 3.x and BoringSSL).
+ * valid 0: unknown; the fd then comes from the syscall tracepoints.
+ * Not a record: changing it needs no new record type.
+ */
+/* Slots of per-library layouts (fd_layouts, key_layouts; index = the
+ * uprobe's bpf cookie). The last slot stays empty: "no layout". */
+#define CC_MAX_LAYOUTS 256u
+
+struct cc_fd_layout {
+	__u32 valid;      /* 1: the offsets below hold */
+	__u32 rbio_off;   /* SSL object -> read BIO pointer */
+	__u32 num_off;    /* BIO -> int num (the fd of a socket BIO) */
+	__u32 method_off; /* BIO -> const BIO_METHOD * */
+	__s32 sock_type;  /* BIO_TYPE_SOCKET as the library defines it (0x0505) */
+	__u32 _pad;
+};
+
 /* Per-CPU loss and activity counters (PERCPU_ARRAY "stats", index = enum). */
 enum cc_stat {
 	CC_STAT_EVENTS = 0,           /* records written to a ring */
@@ -212,9 +237,11 @@ enum cc_stat {
 
 /* Run-time filter settings (ARRAY "filter_cfg", one entry). Hot-reloadable. */
 struct cc_filter_cfg {
-	__u32 flags;     /* CC_FILTER_* */
-	__u32 uid;       /* with CC_FILTER_UID: only this uid */
-	__u64 cgroup_id; /* with CC_FILTER_CGROUP: only this cgroup id */
+	__u32 flags;      /* CC_FILTER_* */
+	__u32 uid;        /* with CC_FILTER_UID: only this uid */
+	__u64 cgroup_id;  /* with CC_FILTER_CGROUP: only this cgroup id */
+	__u32 generation; /* changes with every update, never 0: per-thread cached pid verdicts expire */
+	__u32 _pad;
 };
 
 #define CC_FILTER_PID (1u << 0)    /* only pids present in map "pid_filter" */
@@ -228,7 +255,7 @@ static_assert(__builtin_offsetof(struct cc_data_event, ts_ns) == 24, "ts_ns offs
 static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset");
 static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
 static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
-static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+static_assert(sizeof(struct cc_filter_cfg) == 24, "cc_filter_cfg layout");
 static_assert(sizeof(struct cc_key_path) == 20, "cc_key_path layout");
 static_assert(sizeof(struct cc_key_layout) == 200, "cc_key_layout layout");
 static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_keys_event ts_ns offset");
@@ -236,6 +263,7 @@ static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_ev
 static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
 static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
 static_assert(sizeof(struct cc_packet_event) == 32, "cc_packet_event layout");
+static_assert(sizeof(struct cc_fd_layout) == 24, "cc_fd_layout layout");
 static_assert(__builtin_offsetof(struct cc_packet_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_packet_event ts_ns offset");
 #else
 _Static_assert(sizeof(struct cc_record_hdr) == 8, "cc_record_hdr layout");
@@ -244,7 +272,7 @@ _Static_assert(__builtin_offsetof(struct cc_data_event, ts_ns) == 24, "ts_ns off
 _Static_assert(__builtin_offsetof(struct cc_data_event, seq) == 48, "seq offset");
 _Static_assert(__builtin_offsetof(struct cc_data_event, saddr) == 80, "saddr offset");
 _Static_assert(__builtin_offsetof(struct cc_data_event, comm) == 112, "comm offset");
-_Static_assert(sizeof(struct cc_filter_cfg) == 16, "cc_filter_cfg layout");
+_Static_assert(sizeof(struct cc_filter_cfg) == 24, "cc_filter_cfg layout");
 _Static_assert(sizeof(struct cc_key_path) == 20, "cc_key_path layout");
 _Static_assert(sizeof(struct cc_key_layout) == 200, "cc_key_layout layout");
 _Static_assert(__builtin_offsetof(struct cc_keys_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_keys_event ts_ns offset");
@@ -252,6 +280,7 @@ _Static_assert(__builtin_offsetof(struct cc_keys_event, laddr) == 48, "cc_keys_e
 _Static_assert(__builtin_offsetof(struct cc_keys_event, items) == 96, "cc_keys_event items offset");
 _Static_assert(sizeof(struct cc_keys_event) == 736, "cc_keys_event layout");
 _Static_assert(sizeof(struct cc_packet_event) == 32, "cc_packet_event layout");
+_Static_assert(sizeof(struct cc_fd_layout) == 24, "cc_fd_layout layout");
 _Static_assert(__builtin_offsetof(struct cc_packet_event, ts_ns) == __builtin_offsetof(struct cc_data_event, ts_ns), "cc_packet_event ts_ns offset");
 #endif
 

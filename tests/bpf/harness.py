@@ -33,6 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TESTPROGS = REPO / "tests" / "testprogs"
+# Debian 12's libssl: nginx, curl and /usr/bin/python3 use it.
+SYSTEM_LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 
 SKIP_RC = 77
 

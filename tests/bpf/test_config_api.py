@@ -22,7 +22,6 @@ import remote_util as r  # noqa: E402
 
 h.privilege_gate()
 
-SYSTEM_LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 
 
 class ConfigApiTest(unittest.TestCase):
@@ -191,11 +190,11 @@ class ConfigApiTest(unittest.TestCase):
                 h.wait_for(lambda: ngx.access_log_entry(f"GET /{token}-0 "), 5, what="round 0 at nginx")
                 self.assertEqual(h.read_json_line(client, what="reconnect")["event"], "connected")
 
-                r.check_reply(self, r.api(addr, "POST", "/tls", json.dumps({"opensslpath": SYSTEM_LIBSSL})),
+                r.check_reply(self, r.api(addr, "POST", "/tls", json.dumps({"opensslpath": h.SYSTEM_LIBSSL})),
                               200, 0)
                 status, st = r.api(addr, "GET", "/status")
-                self.assertEqual(st["data"]["config"]["opensslpath"], SYSTEM_LIBSSL, st)
-                self.assertEqual(st["data"]["probes"]["targets"], [SYSTEM_LIBSSL], st)
+                self.assertEqual(st["data"]["config"]["opensslpath"], h.SYSTEM_LIBSSL, st)
+                self.assertEqual(st["data"]["probes"]["targets"], [h.SYSTEM_LIBSSL], st)
 
                 self._go(client)
                 h.finish(client, what="request through the new library")

@@ -54,7 +54,8 @@ TEST(AbiLayout, FilterCfg) {
   EXPECT_FIELD(cc_filter_cfg, flags, 0, 4);
   EXPECT_FIELD(cc_filter_cfg, uid, 4, 4);
   EXPECT_FIELD(cc_filter_cfg, cgroup_id, 8, 8);
-  EXPECT_EQ(sizeof(cc_filter_cfg), 16u);
+  EXPECT_FIELD(cc_filter_cfg, generation, 16, 4);
+  EXPECT_EQ(sizeof(cc_filter_cfg), 24u);
 }
 
 TEST(AbiLayout, PacketEvent) {

@@ -81,6 +81,14 @@ int main(int argc, char** argv) {
   app.add_option("--wakeup-bytes", o.wakeup_bytes,
                  "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "
                  "record, which costs far more per call)");
+  app.add_option("--syscall-fd", o.syscall_fd,
+                 "When to run the syscall tracepoints that find the socket of a TLS connection whose library object "
+                 "has no socket BIO (curl's own BIO, memory BIOs) or whose library's layout could not be learned "
+                 "(node, unknown builds): always (every connection gets its fd and addresses where any can be "
+                 "found; every read/write syscall on the machine pays a few loads), needed (only while a hooked "
+                 "library's layout is unknown; connections without a socket BIO then have no addresses), never")
+      ->check(CLI::IsMember({"always", "needed", "never"}))
+      ->capture_default_str();
   app.add_option("--readers", o.readers, "Reader threads (default: one per CPU, at most 4)")->check(CLI::Range(1, 256));
   app.add_option("--poll-ms", o.poll_ms, "How often readers look for records written without a wake-up")
       ->check(CLI::Range(1, 1000))

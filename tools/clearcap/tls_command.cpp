@@ -348,6 +348,9 @@ int run_tls_command(const TlsCommandOptions& o) {
   copts.keys = keylog_mode || pcap_mode;
   copts.data = !keylog_mode && !pcap_mode;
   copts.skel.snap_len = o.snaplen;
+  copts.syscall_fd = o.syscall_fd == "never"    ? TlsCapture::Options::SyscallFd::kNever
+                     : o.syscall_fd == "needed" ? TlsCapture::Options::SyscallFd::kNeeded
+                                                : TlsCapture::Options::SyscallFd::kAlways;
 
   // -m pcap: interface, link type and filter are checked before any BPF work.
   unsigned ifindex = 0;
@@ -382,6 +385,11 @@ int run_tls_command(const TlsCommandOptions& o) {
   auto& cap = **capture;
   if (o.debug) {
     for (const auto& n : cap.notes()) log("skipped: {}", n);
+    for (const auto& n : cap.fd_notes()) log("{}", n);
+    log("syscall tracepoints: {} (--syscall-fd {})",
+        cap.syscall_tracepoints() ? "attached (they run for every read/write syscall on the machine)"
+                                  : "not attached",
+        o.syscall_fd);
     for (const auto& t : cap.targets())
       log("target: {} ({} functions{})", t.display, t.offsets.size(),
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));

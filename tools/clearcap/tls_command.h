@@ -17,6 +17,7 @@ struct TlsCommandOptions {
   OutputOptions output;  // format, destinations, rotation
   uint32_t mapsize_pages = 1024;  // per CPU
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
+  std::string syscall_fd = "always";  // --syscall-fd: always | needed | never
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
   int stats_interval = 0;         // seconds between status lines on stderr, 0 = off

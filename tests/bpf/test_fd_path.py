@@ -1,0 +1,135 @@
+"""Where the socket fd comes from: the SSL object (learned layout), or the
+syscall tracepoints (--syscall-fd).
+
+* --syscall-fd needed --libssl <system libssl>: the fd layout is learned at
+  start-up and the system-wide syscall tracepoints are not attached. nginx
+  (socket BIOs) still gets the right fd and 4-tuple over TLS 1.2 and 1.3
+  (its TLS 1.3 first read can be served from the handshake's buffer: the fd
+  comes from the object, not from a syscall in the call). curl 7.88+ runs
+  TLS over a BIO of its own (not a socket BIO): in this mode it has no
+  addresses, and fd -1 - never a wrong fd.
+* the default (--syscall-fd always): the tracepoints are attached and curl's
+  connection gets its fd from curl's own send/recv inside the call.
+* a memory-BIO client (Python's ssl.MemoryBIO, as asyncio uses) has no
+  socket behind the SSL object: fd -1, no tuple, in both modes.
+* --syscall-fd needed --libssl /usr/bin/node (OpenSSL linked in, not
+  loadable with dlopen): the layout is unknown, so the tracepoints are
+  attached after all, and node is still captured.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+h.privilege_gate()
+
+
+
+class FdPathTest(unittest.TestCase):
+
+    def _curl(self, ngx, path, tls_args):
+        curl = h.start_process(
+            self, ["curl", "-sk", "--http1.1", *tls_args, "-w", "\n%{local_port}\n",
+                   f"https://127.0.0.1:{ngx.port}{path}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, _ = h.finish(curl, what="curl")
+        body, _, port_line = out.decode().rstrip("\n").rpartition("\n")
+        self.assertEqual(body, h.RESPONSE_MARKER + "\n", out)
+        return curl.pid, int(port_line)
+
+    def test_learned_fd_no_tracepoints(self):
+        self._learned(["--syscall-fd", "needed"], "not attached", curl_has_fd=False)
+
+    def test_default_tracepoints_give_curl_its_socket(self):
+        self._learned([], "attached", curl_has_fd=True)
+
+    def _learned(self, args, tracepoints, curl_has_fd):
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--debug", "--libssl", h.SYSTEM_LIBSSL, *args]) as cap:
+                self.assertIn(f"fd of {h.SYSTEM_LIBSSL}: read from the SSL object", cap.stderr)
+                self.assertIn(f"syscall tracepoints: {tracepoints}", cap.stderr)
+                runs = []
+                for tls_args in (["--tlsv1.3"], ["--tlsv1.2", "--tls-max", "1.2"]):
+                    token = h.new_token()
+                    req = f"GET /{token} HTTP/1.1\r\n"
+                    cpid, cport = self._curl(ngx, f"/{token}", tls_args)
+                    cap.wait_for(lambda evs: h.matching(evs, req, pid=cpid, direction="write")
+                                 and h.matching(evs, req, comm="nginx", direction="read"),
+                                 what="curl's write and nginx's read of the request")
+                    runs.append((req, cpid, cport))
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        for req, cpid, cport in runs:
+            cw = h.matching(cap.events, req, pid=cpid, direction="write")
+            nr = h.matching(cap.events, req, comm="nginx", direction="read")
+            self.assertEqual((len(cw), len(nr)), (1, 1), "\n".join(map(h.describe, cw + nr)))
+            for ev in (cw[0], nr[0]) if curl_has_fd else (nr[0],):
+                h.check_event_schema(self, ev)
+                self.assertGreaterEqual(ev["fd"], 0, h.describe(ev))
+                self.assertEqual(ev["family"], "ipv4", h.describe(ev))
+                # Addresses follow the data: curl -> nginx for both ends.
+                self.assertEqual(ev["src_port"], cport, h.describe(ev))
+                self.assertEqual(ev["dst_port"], ngx.port, h.describe(ev))
+            if not curl_has_fd:
+                h.check_event_schema(self, cw[0])
+                self.assertEqual(cw[0]["fd"], -1, h.describe(cw[0]))
+                self.assertEqual(cw[0]["family"], "unknown", h.describe(cw[0]))
+
+    def test_memory_bio_has_no_fd(self):
+        for args in ([], ["--syscall-fd", "needed"]):
+            with self.subTest(args=args):
+                self._memory_bio(args)
+
+    def _memory_bio(self, args):
+        token = h.new_token()
+        req = f"GET /{token} HTTP/1.1\r\n"
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--libssl", h.SYSTEM_LIBSSL, *args]) as cap:
+                proc = h.start_process(
+                    self, [h.test_python(), str(h.TESTPROGS / "py_membio_client.py"), str(ngx.port), f"/{token}"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, _ = h.finish(proc, what="memory-BIO client")
+                res = json.loads(out.decode().splitlines()[-1])
+                self.assertEqual(res["status"], 200, res)
+                pid = proc.pid
+                cap.wait_for(lambda evs: h.matching(evs, req, pid=pid, direction="write"),
+                             what="the memory-BIO client's write")
+        w = h.matching(cap.events, req, pid=pid, direction="write")
+        self.assertEqual(len(w), 1, "\n".join(map(h.describe, w)))
+        h.check_event_schema(self, w[0])
+        self.assertEqual(w[0]["fd"], -1, h.describe(w[0]))
+        self.assertEqual(w[0]["family"], "unknown", h.describe(w[0]))
+        # nginx's side of the same request has its socket.
+        nr = h.matching(cap.events, req, comm="nginx", direction="read")
+        self.assertEqual(len(nr), 1)
+        self.assertEqual(nr[0]["dst_port"], ngx.port, h.describe(nr[0]))
+        self.assertEqual(nr[0]["src_port"], res["local_port"], h.describe(nr[0]))
+
+    def test_unlearnable_library_uses_tracepoints(self):
+        node = h.node_bin()
+        if not os.path.exists(node):
+            self.fail(f"node not found ({node}); install nodejs")
+        token = h.new_token()
+        req = f"GET /{token} HTTP/1.1\r\n"
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--debug", "--syscall-fd", "needed", "--libssl", node]) as cap:
+                self.assertRegex(cap.stderr, r"fd of \S*node\S*: from syscalls")
+                self.assertIn("syscall tracepoints: attached", cap.stderr)
+                proc = h.start_process(
+                    self, [node, str(h.TESTPROGS / "node_tls_client.js"), str(ngx.port), f"/{token}", token],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                h.finish(proc, what="node client")
+                pid = proc.pid
+                cap.wait_for(lambda evs: h.matching(evs, req, pid=pid, direction="write"),
+                             what="node's write of the request")
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+
+
+if __name__ == "__main__":
+    unittest.main()
