@@ -53,6 +53,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/counters.h"
 #include "core/elf_symbols.h"
 #include "core/privileges.h"
 #include "core/processor.h"
@@ -370,13 +371,13 @@ class Runner {
       if (!st) return tl::unexpected(st.error());
       const auto& b = *st;
       s.events = pipe.processor->events();
-      s.losses = b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] +
-                 b[CC_STAT_NO_ENTRY_STATE] + b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] +
-                 b[CC_STAT_NO_RING];
-      if (s.losses)
-        log("{}: losses: ring full {}, read faults {}, no entry state {}, call table full {}, conn table full {}",
-            c.name, b[CC_STAT_RINGBUF_FULL], b[CC_STAT_READ_FAULT], b[CC_STAT_NO_ENTRY_STATE],
-            b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
+      Counters counted;  // clearcap's own loss table, as its summary sums it
+      counted.bpf = b;
+      counted.oversize = 0;
+      for (const auto& r : pipe.readers) counted.oversize += r->oversize();
+      counted.decode_errors = pipe.processor->decode_errors();
+      s.losses = counted.lost();
+      if (s.losses) log("{}: {}", c.name, stats_line(counted, Counters{}, 1.0));
       const uint64_t chunks = c.work == Work::kSys ? 0 : (c.payload + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX;
       if (s.events + s.losses != made * chunks)
         return make_error(fmt::format("{}: {} events + {} losses, expected {} records: probes not on the path?",

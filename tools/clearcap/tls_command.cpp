@@ -20,6 +20,7 @@
 
 #include "core/api_server.h"
 #include "core/boot_clock.h"
+#include "core/counters.h"
 #include "core/privileges.h"
 #include "core/processor.h"
 #include "core/prometheus_text.h"
@@ -90,20 +91,19 @@ uint32_t round_up_pow2(uint32_t v) {
   return p;
 }
 
-struct Totals {
-  std::array<uint64_t, CC_STAT__COUNT> bpf{};
-  uint64_t events = 0, bytes = 0, decode_errors = 0, gaps = 0, gap_bytes = 0, late = 0;
-  uint64_t stalls = 0, oversize = 0;
-  std::vector<SinkStats> outputs;
-};
+// SinkStats (sinks/) as the engine's output counters.
+void add_outputs(std::vector<OutputCounters>& out, const std::vector<SinkStats>& stats) {
+  for (const auto& s : stats)
+    out.push_back(OutputCounters{s.name, s.write_errors, s.dropped_events, s.dropped_bytes, s.last_errno});
+}
 
-Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
-               const Outputs& outputs, const EventSink* sink) {
-  Totals t;
+Counters collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
+                 const Outputs& outputs, const EventSink* sink) {
+  Counters t;
   if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
   else console("{}", s.error().message);
   t.events = processor.events();
-  t.bytes = processor.payload_bytes();
+  t.payload_bytes = processor.payload_bytes();
   t.decode_errors = processor.decode_errors();
   t.gaps = processor.gaps();
   t.gap_bytes = processor.gap_bytes();
@@ -112,58 +112,28 @@ Totals collect(TlsCapture& cap, const Processor& processor, const std::vector<st
     t.stalls += r->stalls();
     t.oversize += r->oversize();
   }
-  if (sink) sink->collect_stats(t.outputs);  // capture file or key log
-  outputs.collect_stats(t.outputs);
-  if (g_ecq_stats) g_ecq_stats->collect_stats(t.outputs);
+  std::vector<SinkStats> stats;
+  if (sink) sink->collect_stats(stats);  // capture file or key log
+  outputs.collect_stats(stats);
+  if (g_ecq_stats) g_ecq_stats->collect_stats(stats);
+  add_outputs(t.outputs, stats);
   return t;
 }
 
-uint64_t lost_records(const Totals& t) {
-  const auto& b = t.bpf;
-  return b[CC_STAT_RINGBUF_FULL] + b[CC_STAT_READ_FAULT] + b[CC_STAT_CHUNK_LIMIT] + b[CC_STAT_NO_ENTRY_STATE] +
-         b[CC_STAT_CALL_STATE_FULL] + b[CC_STAT_CONN_STATE_FULL] + b[CC_STAT_NO_RING] + b[CC_STAT_SCRATCH_BUSY] +
-         b[CC_STAT_KEYS_RINGBUF_FULL] + b[CC_STAT_KEYS_READ_FAULT] + b[CC_STAT_PACKETS_RINGBUF_FULL] +
-         b[CC_STAT_PACKETS_READ_FAULT] + b[CC_STAT_PACKETS_SCRATCH_BUSY] + t.oversize + t.decode_errors;
-}
-
-uint64_t lost_bytes(const Totals& t) {
-  const auto& b = t.bpf;
-  return b[CC_STAT_RINGBUF_FULL_BYTES] + b[CC_STAT_READ_FAULT_BYTES] + b[CC_STAT_CHUNK_LIMIT_BYTES] +
-         b[CC_STAT_PACKETS_RINGBUF_FULL_BYTES];
-}
-
-// One line for --stats: totals and the event rate since the previous line.
-void print_status(const Totals& t, const Totals& prev, double interval_s) {
-  uint64_t output_errors = 0;
-  for (const auto& o : t.outputs) output_errors += o.write_errors + o.dropped_events;
-  console("stats: events {} (+{:.0f}/s), bytes {}, lost {} records / {} bytes (ring full {}), output errors {}",
-      t.events, static_cast<double>(t.events - prev.events) / interval_s, t.bytes, lost_records(t), lost_bytes(t),
-      t.bpf[CC_STAT_RINGBUF_FULL], output_errors);
-}
-
-void print_summary(const Totals& t, double seconds, const KeylogSink* keylog, const PcapSink* pcap) {
+void print_summary(const Counters& t, double seconds, const KeylogSink* keylog, const PcapSink* pcap) {
   const auto& b = t.bpf;
   console("--- summary ({:.1f} s) ---", seconds);
-  console("events: {} ({} bytes of plaintext)", t.events, t.bytes);
-  console("losses: {} ({} bytes known lost)", lost_records(t), lost_bytes(t));
-  console("  ring buffer full: {} records ({} bytes)", b[CC_STAT_RINGBUF_FULL], b[CC_STAT_RINGBUF_FULL_BYTES]);
-  console("  per-call chunk limit: {} calls ({} bytes)", b[CC_STAT_CHUNK_LIMIT], b[CC_STAT_CHUNK_LIMIT_BYTES]);
-  console("  user memory read faults: {} chunks ({} bytes)", b[CC_STAT_READ_FAULT], b[CC_STAT_READ_FAULT_BYTES]);
-  console("  calls without entry state: {}; call state table full: {}; connection table full: {}",
-      b[CC_STAT_NO_ENTRY_STATE], b[CC_STAT_CALL_STATE_FULL], b[CC_STAT_CONN_STATE_FULL]);
-  console("  no ring for CPU: {}; record scratch busy (preempted): {}; oversize records: {}; undecodable records: {}",
-      b[CC_STAT_NO_RING], b[CC_STAT_SCRATCH_BUSY], t.oversize, t.decode_errors);
+  console("events: {} ({} bytes of plaintext)", t.events, t.payload_bytes);
+  // The headline total is every loss row, outputs included (core/counters).
+  for (const auto& line : summary_loss_lines(t)) console("{}", line);
   if (keylog)
-    console("keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete); key "
-        "records dropped (ring full): {}; key reads that faulted: {}",
-        keylog->handshakes(), keylog->path(), keylog->duplicates(), keylog->incomplete(), b[CC_STAT_KEYS_RINGBUF_FULL],
-        b[CC_STAT_KEYS_READ_FAULT]);
+    console("keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete)",
+        keylog->handshakes(), keylog->path(), keylog->duplicates(), keylog->incomplete());
   if (pcap) {
     auto c = pcap->counters();
     console("packets: {} written to {}, {} left out by the filter expression (applied in userspace), {} cut to the "
-        "snap length; dropped in the kernel: ring full {} ({} bytes), copy failed {}, scratch busy {}",
-        c.packets, pcap->path(), c.filtered, b[CC_STAT_PACKETS_TRUNCATED], b[CC_STAT_PACKETS_RINGBUF_FULL],
-        b[CC_STAT_PACKETS_RINGBUF_FULL_BYTES], b[CC_STAT_PACKETS_READ_FAULT], b[CC_STAT_PACKETS_SCRATCH_BUSY]);
+        "snap length",
+        c.packets, pcap->path(), c.filtered, b[CC_STAT_PACKETS_TRUNCATED]);
     console("pcap keys: {} Decryption Secrets Blocks, {} duplicate key records (other end), {} unusable; TLS "
         "connections held for keys: {}, written without keys (grace period over or limit): {} ({} packets)",
         c.secrets_blocks, c.duplicate_keys, c.unusable_keys, c.held_connections, c.missed_connections,
@@ -181,38 +151,16 @@ void print_summary(const Totals& t, double seconds, const KeylogSink* keylog, co
       b[CC_STAT_FILTERED], t.stalls);
 }
 
-struct Cause {
-  const char* name;
-  int records;  // enum cc_stat, -1 = none
-  int bytes;    // enum cc_stat, -1 = none
-};
-// Loss causes counted in the kernel, with their /metrics and /status names.
-constexpr Cause kBpfCauses[] = {
-    {"ringbuf_full", CC_STAT_RINGBUF_FULL, CC_STAT_RINGBUF_FULL_BYTES},
-    {"chunk_limit", CC_STAT_CHUNK_LIMIT, CC_STAT_CHUNK_LIMIT_BYTES},
-    {"read_fault", CC_STAT_READ_FAULT, CC_STAT_READ_FAULT_BYTES},
-    {"no_entry_state", CC_STAT_NO_ENTRY_STATE, -1},
-    {"call_state_full", CC_STAT_CALL_STATE_FULL, -1},
-    {"conn_state_full", CC_STAT_CONN_STATE_FULL, -1},
-    {"no_ring", CC_STAT_NO_RING, -1},
-};
-
-std::string metrics_text(const Totals& t, const std::vector<std::unique_ptr<RingReader>>& readers,
+std::string metrics_text(const Counters& t, const std::vector<std::unique_ptr<RingReader>>& readers,
                          const EcaptureqServer* ecq, double uptime_s) {
   PrometheusText p;
   p.family("clearcap_events_total", "counter", "Events delivered to the outputs.");
   p.sample("clearcap_events_total", t.events);
   p.family("clearcap_payload_bytes_total", "counter", "Plaintext bytes delivered to the outputs.");
-  p.sample("clearcap_payload_bytes_total", t.bytes);
+  p.sample("clearcap_payload_bytes_total", t.payload_bytes);
   p.family("clearcap_bpf_records_total", "counter", "Records the BPF programs wrote to the rings.");
   p.sample("clearcap_bpf_records_total", t.bpf[CC_STAT_EVENTS]);
-  p.family("clearcap_lost_records_total", "counter", "Records (or calls) lost, by cause.");
-  for (const Cause& c : kBpfCauses) p.sample("clearcap_lost_records_total", {{"cause", c.name}}, t.bpf[c.records]);
-  p.sample("clearcap_lost_records_total", {{"cause", "oversize"}}, t.oversize);
-  p.sample("clearcap_lost_records_total", {{"cause", "undecodable"}}, t.decode_errors);
-  p.family("clearcap_lost_bytes_total", "counter", "Payload bytes known lost, by cause.");
-  for (const Cause& c : kBpfCauses)
-    if (c.bytes >= 0) p.sample("clearcap_lost_bytes_total", {{"cause", c.name}}, t.bpf[c.bytes]);
+  metrics_losses(p, t);
   p.family("clearcap_filtered_calls_total", "counter", "Library calls skipped by the pid/uid/cgroup filters.");
   p.sample("clearcap_filtered_calls_total", t.bpf[CC_STAT_FILTERED]);
   p.family("clearcap_events_without_fd_total", "counter", "Events whose socket was not known (no addresses).");
@@ -248,19 +196,14 @@ std::string metrics_text(const Totals& t, const std::vector<std::unique_ptr<Ring
   return p.text();
 }
 
-std::string counters_json(const Totals& t) {
-  std::string lost;
-  for (const Cause& c : kBpfCauses) lost += fmt::format(R"("{}":{},)", c.name, t.bpf[c.records]);
-  lost += fmt::format(R"("oversize":{},"undecodable":{})", t.oversize, t.decode_errors);
+std::string counters_json(const Counters& t) {
   std::vector<std::string> outputs;
   for (const auto& o : t.outputs)
     outputs.push_back(fmt::format(R"({{"name":"{}","write_errors":{},"dropped_events":{},"dropped_bytes":{}}})",
                                   json_escape_text(o.name), o.write_errors, o.dropped_events, o.dropped_bytes));
-  return fmt::format(
-      R"({{"events":{},"payload_bytes":{},"lost_records":{},"lost_bytes":{},"lost_by_cause":{{{}}},)"
-      R"("filtered_calls":{},"stream_gaps":{},"outputs":[{}]}})",
-      t.events, t.bytes, lost_records(t), lost_bytes(t), lost, t.bpf[CC_STAT_FILTERED], t.gaps,
-      fmt::join(outputs, ","));
+  return fmt::format(R"({{"events":{},"payload_bytes":{},{},"filtered_calls":{},"stream_gaps":{},"outputs":[{}]}})",
+                     t.events, t.payload_bytes, losses_json(t), t.bpf[CC_STAT_FILTERED], t.gaps,
+                     fmt::join(outputs, ","));
 }
 
 }  // namespace
@@ -603,7 +546,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   console("{}", ready_line);
 
   int exit_code = 0;
-  Totals last_status;
+  Counters last_status;
   auto last_status_at = started;
   while (true) {
     timespec tick{1, 0};
@@ -619,8 +562,8 @@ int run_tls_command(const TlsCommandOptions& o) {
     }
     auto now = std::chrono::steady_clock::now();
     if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
-      Totals t = collect(cap, processor, readers, *outputs, output.get());
-      print_status(t, last_status, std::chrono::duration<double>(now - last_status_at).count());
+      Counters t = collect(cap, processor, readers, *outputs, output.get());
+      console("{}", stats_line(t, last_status, std::chrono::duration<double>(now - last_status_at).count()));
       last_status = t;
       last_status_at = now;
     }
@@ -656,7 +599,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     exit_code = 1;
   }
 
-  Totals t = collect(cap, processor, readers, *outputs, output.get());
+  Counters t = collect(cap, processor, readers, *outputs, output.get());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   print_summary(t, secs, keylog, pcap);
   for (const auto& x : outputs->extras())

@@ -1,0 +1,116 @@
+#include "core/counters.h"
+
+#include <fmt/format.h>
+
+#include "core/json_text.h"
+
+namespace clearcap {
+
+namespace {
+
+constexpr KernelLossCause kKernelCauses[] = {
+    {"ringbuf_full", "ring buffer full", "records", CC_STAT_RINGBUF_FULL, CC_STAT_RINGBUF_FULL_BYTES},
+    {"chunk_limit", "per-call chunk limit", "calls", CC_STAT_CHUNK_LIMIT, CC_STAT_CHUNK_LIMIT_BYTES},
+    {"read_fault", "user memory read faults", "chunks", CC_STAT_READ_FAULT, CC_STAT_READ_FAULT_BYTES},
+    {"no_entry_state", "calls without entry state", "calls", CC_STAT_NO_ENTRY_STATE, -1},
+    {"call_state_full", "call state not stored", "calls", CC_STAT_CALL_STATE_FULL, -1},
+    {"conn_state_full", "connection table full", "calls", CC_STAT_CONN_STATE_FULL, -1},
+    {"no_ring", "no ring for CPU", "records", CC_STAT_NO_RING, -1},
+    {"scratch_busy", "record scratch busy (preempted)", "calls", CC_STAT_SCRATCH_BUSY, -1},
+    {"keys_ringbuf_full", "key records dropped (ring full)", "records", CC_STAT_KEYS_RINGBUF_FULL, -1},
+    {"keys_read_fault", "key items unreadable", "items", CC_STAT_KEYS_READ_FAULT, -1},
+    {"packets_ringbuf_full", "packets dropped (ring full)", "packets", CC_STAT_PACKETS_RINGBUF_FULL,
+     CC_STAT_PACKETS_RINGBUF_FULL_BYTES},
+    {"packets_read_fault", "packets not copied", "packets", CC_STAT_PACKETS_READ_FAULT, -1},
+    {"packets_scratch_busy", "packet scratch busy", "packets", CC_STAT_PACKETS_SCRATCH_BUSY, -1},
+};
+
+}  // namespace
+
+std::span<const KernelLossCause> kernel_loss_causes() { return kKernelCauses; }
+
+std::vector<Counters::Loss> Counters::losses() const {
+  std::vector<Loss> out;
+  for (const auto& k : kKernelCauses) {
+    Loss l{k.name, {}, k.text, k.unit, bpf[static_cast<size_t>(k.records)]};
+    if (k.bytes >= 0) {
+      l.has_bytes = true;
+      l.bytes = bpf[static_cast<size_t>(k.bytes)];
+    }
+    out.push_back(std::move(l));
+  }
+  out.push_back(Loss{"oversize", {}, "oversize records (reader)", "records", oversize});
+  out.push_back(Loss{"undecodable", {}, "undecodable records (processor)", "records", decode_errors});
+  for (const auto& o : outputs) {
+    Loss l{"output", o.name, fmt::format("output {}", o.name), "events", o.dropped_events};
+    l.has_bytes = true;
+    l.bytes = o.dropped_bytes;
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+uint64_t Counters::lost() const {
+  uint64_t n = 0;
+  for (const auto& l : losses()) n += l.count;
+  return n;
+}
+
+uint64_t Counters::lost_bytes() const {
+  uint64_t n = 0;
+  for (const auto& l : losses()) n += l.bytes;
+  return n;
+}
+
+std::vector<std::string> summary_loss_lines(const Counters& c) {
+  std::vector<std::string> lines;
+  lines.push_back(fmt::format("losses: {} ({} bytes known lost)", c.lost(), c.lost_bytes()));
+  for (const auto& l : c.losses()) {
+    if (!l.output.empty()) continue;  // each output has its own summary line
+    lines.push_back(l.has_bytes ? fmt::format("  {}: {} {} ({} bytes)", l.text, l.count, l.unit, l.bytes)
+                                : fmt::format("  {}: {} {}", l.text, l.count, l.unit));
+  }
+  return lines;
+}
+
+std::string stats_line(const Counters& now, const Counters& prev, double interval_s) {
+  std::string causes;
+  for (const auto& l : now.losses()) {
+    if (l.count == 0) continue;
+    causes += fmt::format("{}{} {}", causes.empty() ? "" : ", ", l.output.empty() ? l.cause : l.text, l.count);
+  }
+  return fmt::format("stats: events {} (+{:.0f}/s), bytes {}, lost {} ({} bytes){}", now.events,
+                     static_cast<double>(now.events - prev.events) / interval_s, now.payload_bytes, now.lost(),
+                     now.lost_bytes(), causes.empty() ? "" : ": " + causes);
+}
+
+void metrics_losses(PrometheusText& p, const Counters& c) {
+  const auto rows = c.losses();
+  p.family("clearcap_lost_records_total", "counter",
+           "Records, calls or events lost, by cause (outputs: events not delivered, per output).");
+  for (const auto& l : rows) {
+    if (l.output.empty()) p.sample("clearcap_lost_records_total", {{"cause", l.cause}}, l.count);
+    else p.sample("clearcap_lost_records_total", {{"cause", l.cause}, {"output", l.output}}, l.count);
+  }
+  p.family("clearcap_lost_bytes_total", "counter", "Bytes known lost, by cause (where the cause knows them).");
+  for (const auto& l : rows) {
+    if (!l.has_bytes) continue;
+    if (l.output.empty()) p.sample("clearcap_lost_bytes_total", {{"cause", l.cause}}, l.bytes);
+    else p.sample("clearcap_lost_bytes_total", {{"cause", l.cause}, {"output", l.output}}, l.bytes);
+  }
+}
+
+std::string losses_json(const Counters& c) {
+  std::string by_cause, by_output;
+  for (const auto& l : c.losses()) {
+    if (l.output.empty()) {
+      by_cause += fmt::format(R"({}"{}":{})", by_cause.empty() ? "" : ",", l.cause, l.count);
+    } else {
+      by_output += fmt::format(R"({}"{}":{})", by_output.empty() ? "" : ",", json_escape(l.output), l.count);
+    }
+  }
+  return fmt::format(R"("lost_records":{},"lost_bytes":{},"lost_by_cause":{{{}{}"output":{{{}}}}})", c.lost(),
+                     c.lost_bytes(), by_cause, by_cause.empty() ? "" : ",", by_output);
+}
+
+}  // namespace clearcap

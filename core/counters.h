@@ -1,0 +1,78 @@
+// Every loss clearcap counts, described once. The summary, --stats, /metrics
+// and /status are rendered from this table and one snapshot, so their cause
+// lists cannot drift apart, and the headline total (`losses:`) is the sum of
+// every row: kernel, reader, processor and every output.
+// Thread: value types and pure functions; a snapshot belongs to its caller.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "clearcap_abi.h"
+#include "core/prometheus_text.h"
+
+namespace clearcap {
+
+// Where the kernel side can lose data: one row per cause, with the BPF
+// counter (enum cc_stat) of what was lost and, where known, of its bytes.
+struct KernelLossCause {
+  const char* name;  // cause label in /metrics and /status
+  const char* text;  // summary wording
+  const char* unit;  // what the count counts
+  int records;       // enum cc_stat
+  int bytes;         // enum cc_stat, -1 = not known
+};
+std::span<const KernelLossCause> kernel_loss_causes();
+
+// One output's delivery counters (a file, stdout, a network peer, the
+// capture file, the key log, the eCaptureQ server's pool and clients).
+struct OutputCounters {
+  std::string name;
+  uint64_t write_errors = 0;
+  uint64_t dropped_events = 0;  // events (messages) not delivered: a loss
+  uint64_t dropped_bytes = 0;
+  int last_errno = 0;
+};
+
+// One snapshot of every counter.
+struct Counters {
+  std::array<uint64_t, CC_STAT__COUNT> bpf{};
+  uint64_t events = 0, payload_bytes = 0;
+  uint64_t oversize = 0;       // reader: records larger than a batch (lost)
+  uint64_t decode_errors = 0;  // processor: undecodable records (lost)
+  uint64_t gaps = 0, gap_bytes = 0, late = 0, stalls = 0;
+  std::vector<OutputCounters> outputs;
+
+  // Every loss row, kernel causes in table order, then reader, processor
+  // and one row per output. `output` is empty except on output rows.
+  struct Loss {
+    std::string cause;
+    std::string output;
+    std::string text;
+    std::string unit;
+    uint64_t count = 0;
+    bool has_bytes = false;
+    uint64_t bytes = 0;
+  };
+  std::vector<Loss> losses() const;
+  uint64_t lost() const;        // sum of every row's count
+  uint64_t lost_bytes() const;  // sum of the bytes that are known
+};
+
+// The summary's loss lines: "losses: N (B bytes known lost)", then one line
+// per cause (rows of zero included, so a reader knows what was watched).
+std::vector<std::string> summary_loss_lines(const Counters& c);
+// The --stats line: totals, the event rate since `prev`, and the non-zero
+// causes.
+std::string stats_line(const Counters& now, const Counters& prev, double interval_s);
+// /metrics: clearcap_lost_records_total and clearcap_lost_bytes_total, one
+// sample per row (cause label, and output label on output rows).
+void metrics_losses(PrometheusText& p, const Counters& c);
+// /status: "lost_records":N,"lost_bytes":B,"lost_by_cause":{...} (no braces
+// around: a fragment of the counters object).
+std::string losses_json(const Counters& c);
+
+}  // namespace clearcap
