@@ -24,6 +24,11 @@ class BatchSource {
   // queue has all those records. Lets the processor release records from
   // busy sources without waiting the merge window for idle ones.
   virtual uint64_t watermark() const { return 0; }
+  // Any thread: asks the source for a fresh watermark now rather than at its
+  // next timer tick (an idle reader sleeps up to its poll period, while the
+  // processor holds a busy reader's records behind the idle one's old
+  // promise). The source signals the processor's wake-up when it has set it.
+  virtual void kick() {}
 };
 
 }  // namespace clearcap

@@ -112,6 +112,13 @@ size_t Processor::release(bool force) {
     }
     if (!best) break;
     if (!force && best_ts > idle_watermark) {
+      // Ask each idle source that holds this record back for a fresh promise
+      // (once per promise: it answers by updating its watermark).
+      for (auto& in : inputs_) {
+        if (!in.batches.empty() || in.watermark >= best_ts || in.kicked_at == in.watermark) continue;
+        in.kicked_at = in.watermark;
+        in.source->kick();
+      }
       if (!horizon_known) {
         uint64_t now = BootClock::now_boot_ns();
         horizon = now > opts_.merge_window_ns ? now - opts_.merge_window_ns : 0;

@@ -7,6 +7,9 @@
 // every other reader either has records waiting or has promised (watermark)
 // that nothing older is still to come — or, failing both, once the record is
 // older than the merge window (a stuck reader is not waited for forever).
+// An idle source whose promise holds records back is kicked for a fresh one
+// rather than waited for until its next timer tick: at full speed the busy
+// reader's batch pool would fill first, and its ring after it.
 //
 // Thread: constructor, start(), join() for the owner; the counters for any
 // thread; everything else runs on the processor thread.
@@ -65,6 +68,7 @@ class Processor {
     BatchSource* source;
     std::deque<Batch*> batches;
     uint64_t watermark = 0;  // source's promise, read before its queue was drained
+    uint64_t kicked_at = ~uint64_t{0};  // watermark when last kicked; a new kick waits for a new promise
     size_t offset = 0;  // of the next record in batches.front()
   };
   void run();

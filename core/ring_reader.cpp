@@ -1,6 +1,7 @@
 #include "core/ring_reader.h"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@ namespace {
 // Upper bound on the time between a BPF program reading the clock and
 // committing its record (a 16 KiB copy and a ring commit: microseconds).
 constexpr uint64_t kInFlightNs = 2'000'000;
+// epoll tag of the kick eventfd (ring tags are their index).
+constexpr uint32_t kKickTag = ~uint32_t{0};
 }  // namespace
 
 // A mapped BPF ring buffer. Consumed directly rather than through libbpf's
@@ -53,12 +56,20 @@ RingReader::RingReader(int id, std::vector<int> ring_fds, uint32_t ring_bytes, O
 RingReader::~RingReader() {
   join();
   if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (kick_fd_ >= 0) close(kick_fd_);
 }
 
 Result<void> RingReader::open() {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return make_error(fmt::format("epoll_create1: {}", std::strerror(errno)), errno);
+  kick_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (kick_fd_ < 0) return make_error(fmt::format("eventfd: {}", std::strerror(errno)), errno);
+  epoll_event kev{};
+  kev.events = EPOLLIN;
+  kev.data.u32 = kKickTag;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, kick_fd_, &kev) < 0)
+    return make_error(fmt::format("epoll_ctl on an eventfd: {}", std::strerror(errno)), errno);
   for (size_t i = 0; i < ring_fds_.size(); ++i) {
     auto r = std::make_unique<Ring>();
     r->fd = ring_fds_[i];
@@ -126,6 +137,12 @@ bool RingReader::next_batch() {
   return false;
 }
 
+void RingReader::kick() {
+  uint64_t one = 1;
+  // EAGAIN (counter saturated) means a kick is pending anyway.
+  [[maybe_unused]] ssize_t n = write(kick_fd_, &one, sizeof(one));
+}
+
 void RingReader::hand_over() {
   if (!current_ || current_->empty()) return;
   full_.enqueue(current_);
@@ -177,21 +194,31 @@ bool RingReader::consume(Ring& r) {
 }
 
 void RingReader::run() {
-  std::vector<epoll_event> events(rings_.size());
+  std::vector<epoll_event> events(rings_.size() + 1);
   while (!stop_.load(std::memory_order_acquire)) {
     int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), opts_.poll_ms);
     if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
     // Records are submitted without a wake-up below the threshold, so every
     // ring is checked on every tick, not just the ones epoll reported.
     const uint64_t tick_start = BootClock::now_boot_ns();
+    bool kicked = false;
+    for (int i = 0; i < n; ++i) {
+      if (events[static_cast<size_t>(i)].data.u32 != kKickTag) continue;
+      uint64_t v;
+      kicked = read(kick_fd_, &v, sizeof(v)) == sizeof(v);
+    }
     bool stalled = false;
     for (auto& r : rings_) stalled |= !consume(*r);
+    const bool handed = current_ && !current_->empty();
     hand_over();
     // Every ring was drained: what was committed before tick_start is handed
     // over. A record stamped just before tick_start may still be between its
     // timestamp and its commit; kInFlightNs covers that window.
     if (!stalled && tick_start > kInFlightNs)
       watermark_.store(tick_start - kInFlightNs, std::memory_order_release);
+    // Asked for: the processor waits for this promise (hand_over() already
+    // woke it when there were records).
+    if (kicked && !handed) processor_wake_->signal();
     if (stalled) {
       // The ring still has data, so epoll would return at once: wait for the
       // processor to give a batch back instead of spinning.

@@ -63,6 +63,10 @@ class RingReader : public BatchSource {
   // Consumes one ring until it is empty or no batch is free; returns false
   // when it stopped for want of a batch.
   bool consume(Ring& r);
+ public:
+  void kick() override;
+
+ private:
   bool next_batch();
   void hand_over();
 
@@ -74,6 +78,7 @@ class RingReader : public BatchSource {
   moodycamel::spsc_sema::LightweightSemaphore batch_freed_;  // lets a stalled reader sleep
   std::vector<std::unique_ptr<Ring>> rings_;
   int epoll_fd_ = -1;
+  int kick_fd_ = -1;  // eventfd in the epoll set: kick() ends the wait at once
   std::vector<std::unique_ptr<Batch>> pool_;
   Batch* current_ = nullptr;
   Queue full_;

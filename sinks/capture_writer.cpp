@@ -1,5 +1,7 @@
 #include "sinks/capture_writer.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -131,6 +133,7 @@ CaptureFileSink::CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opt
   frame_.reserve(ZSTD_compressBound(opts_.batch_bytes + kMaxRecord) + 64);
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, opts_.level);
+  level_in_use_ = opts_.level;
   // A checksum per frame: a reader tells a corrupt frame from a good one
   // instead of exporting garbage.
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
@@ -243,7 +246,21 @@ void CaptureFileSink::fail(int err, uint64_t events, uint64_t bytes) {
   dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
+int CaptureFileSink::level_for_backlog(int level, size_t waiting, size_t buffers) {
+  if (waiting * 4 <= buffers) return level;
+  if (waiting * 2 <= buffers) return std::min(level, -5);
+  if (waiting * 4 <= buffers * 3) return std::min(level, -50);
+  return ZSTD_minCLevel();
+}
+
 void CaptureFileSink::write_batch(Buffer& b) {
+  // Behind: compress faster rather than let the processor drop events.
+  const int level = level_for_backlog(opts_.level, full_.size_approx(), opts_.buffers);
+  if (level != level_in_use_) {
+    ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
+    level_in_use_ = level;
+  }
+  if (level != opts_.level) frames_faster_.fetch_add(1, std::memory_order_relaxed);
   frame_.clear();
   if (out_->at_file_start()) {
     capfile::Header h = header_;

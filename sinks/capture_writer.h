@@ -11,8 +11,11 @@
 // Never blocks the processor: records are appended to a preallocated batch
 // buffer; a full (or old) batch goes to the writer thread through a bounded
 // SPSC queue; the writer returns the buffer through a second SPSC queue. When
-// no free buffer is left (the disk or compression is slower than capture)
-// the event is dropped and counted (dropped_events / dropped_bytes).
+// compression falls behind (batches queue up) the writer compresses at
+// faster levels, down to zstd's fastest (near-raw blocks), and returns to
+// the chosen level when it has caught up: events are lost only when even
+// that cannot keep up, i.e. the disk is slower than capture. Then the event
+// is dropped and counted (dropped_events / dropped_bytes).
 //
 // A batch is closed when it reaches batch_bytes, when its first record is
 // max_age_ns old (checked on every event and on the processor's idle
@@ -105,7 +108,7 @@ class CaptureFileSink : public EventSink {
     int level = 1;                              // zstd level (1 measured as the best throughput/size trade-off)
     size_t batch_bytes = 1 << 20;               // close a frame at this much raw data
     uint64_t max_age_ns = 1'000'000'000;        // ... or when its first record is this old
-    size_t buffers = 8;                         // preallocated batch buffers (bounds memory and queue)
+    size_t buffers = 16;                        // preallocated batch buffers (bounds memory and queue)
     std::string clearcap_version = "dev";
   };
 
@@ -133,6 +136,12 @@ class CaptureFileSink : public EventSink {
   void request_reopen() { reopen_.store(true, std::memory_order_release); }
 
   uint64_t frames_written() const { return frames_.load(std::memory_order_relaxed); }
+  // Frames compressed at a faster level than asked because batches queued up.
+  uint64_t frames_faster() const { return frames_faster_.load(std::memory_order_relaxed); }
+  // The level for a frame when `waiting` batches queue behind it: the chosen
+  // level while at most a quarter of the buffers wait, then -5, -50 and
+  // zstd's fastest as the queue passes a quarter, half and three quarters.
+  static int level_for_backlog(int level, size_t waiting, size_t buffers);
   uint64_t dropped_events() const { return dropped_events_.load(std::memory_order_relaxed); }
 
  private:
@@ -161,6 +170,8 @@ class CaptureFileSink : public EventSink {
   bool finished_ = false;
 
   std::atomic<uint64_t> frames_{0};
+  std::atomic<uint64_t> frames_faster_{0};
+  int level_in_use_ = 0;  // writer thread: the level cctx_ is set to
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<uint64_t> dropped_bytes_{0};
   std::atomic<uint64_t> dropped_events_{0};

@@ -496,9 +496,12 @@ class OutputsTest(unittest.TestCase):
                 def written():
                     for p in os.listdir(self.tmp):
                         if p.startswith("ev."):
-                            with open(os.path.join(self.tmp, p), "rb") as f:
-                                if last in f.read():
-                                    return True
+                            try:
+                                with open(os.path.join(self.tmp, p), "rb") as f:
+                                    if last in f.read():
+                                        return True
+                            except FileNotFoundError:
+                                pass  # rotated (or deleted by --rotate-keep) since the listing
                     return False
                 h.wait_for(written, 30, what="last upload written to the event files")
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])

@@ -48,7 +48,7 @@ def main():
             data = json.load(f)
     if which == "harness":
         res = data["results"]
-        for url in ("small", "64k"):
+        for url in ("small", "64k", "small@rate"):
             rows = res.get(url) or fail(f"no results for /{url}")
             for cond in ("baseline", "floor", "clearcap-json"):
                 row = rows.get(cond) or fail(f"/{url}: no {cond} row")
@@ -56,20 +56,32 @@ def main():
                 positive(row["ratio_to_floor"], f"/{url} {cond} ratio_to_floor")
             positive(rows["clearcap-json"]["events_per_s_median"], f"/{url} clearcap events/s")
             positive(rows["clearcap-json"]["peak_rss_kib_max"], f"/{url} clearcap peak RSS")
+            positive(rows["clearcap-json"]["prog_ns_per_call_median"], f"/{url} clearcap BPF program ns per call")
+            positive(rows["floor"]["prog_ns_per_call_median"], f"/{url} floor BPF program ns per call")
+            positive(rows["baseline"]["worker_cpu_us_per_req_median"], f"/{url} nginx CPU us per request")
         # The regression gate: a run passes against itself and fails (exit 3)
         # against a copy whose clearcap ratio was 50% better.
         run = str(REPO / "tools" / "perf-harness" / "run")
+        # The gate's logic is what is tested here: the files claim a quiet
+        # machine (the smoke run's own load is whatever CI's is); a file
+        # taken under load > 2 must be refused.
         with tempfile.TemporaryDirectory(prefix="clearcap-perf-gate-") as d:
-            same, better = os.path.join(d, "same.json"), os.path.join(d, "better.json")
+            same, better, busy = (os.path.join(d, n) for n in ("same.json", "better.json", "busy.json"))
+            data["meta"]["loadavg_start"] = data["meta"]["loadavg_end"] = [0.5, 0.5, 0.5]
             with open(same, "w") as f:
                 json.dump(data, f)
             res["small"]["clearcap-json"]["ratio_to_floor"] *= 1.5
             with open(better, "w") as f:
                 json.dump(data, f)
+            data["meta"]["loadavg_end"] = [3.0, 2.0, 1.0]
+            with open(busy, "w") as f:
+                json.dump(data, f)
             if subprocess.run([run, "--check", same, "--results", same]).returncode != 0:
                 fail("--check failed a run compared with itself")
             if subprocess.run([run, "--check", better, "--results", same]).returncode != 3:
                 fail("--check did not exit 3 on a 33% drop of a ratio")
+            if subprocess.run([run, "--check", busy, "--results", same]).returncode != 1:
+                fail("--check accepted a baseline taken under load 3")
     else:
         names = {r["name"]: r for r in data["results"]}
         for n in ("fn/none/1k", "fn/floor/1k", "fn/clearcap/1k", "fn/clearcap-wake/1k", "ssl/floor/1k",

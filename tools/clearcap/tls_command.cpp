@@ -602,6 +602,10 @@ int run_tls_command(const TlsCommandOptions& o) {
   Counters t = collect(cap, processor, readers, *outputs, output.get());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   print_summary(t, secs, keylog, pcap);
+  if (capture_file)
+    console("capture file: {} frames, {} of them compressed at a faster level than --zstd-level {} because "
+        "compression fell behind",
+        capture_file->frames_written(), capture_file->frames_faster(), o.zstd_level);
   for (const auto& x : outputs->extras())
     if (x.network) console("output {}: {} records delivered, {} connection(s) made", x.name, x.delivered, x.connects);
   if (ecq) {
