@@ -70,7 +70,12 @@ bool Processor::head_ts(Input& in, uint64_t* ts) {
   if (in.batches.empty()) return false;
   size_t next;
   auto rec = in.batches.front()->record_at(in.offset, &next);
-  if (rec.size() >= sizeof(cc_data_event)) {
+  // Every record type keeps its timestamp at the same offset (static
+  // asserts in clearcap_abi.h); a packet record can be shorter than a data
+  // record (a 66-byte ACK: 98 bytes), and reading the time of every record
+  // that has one keeps such packets in order.
+  constexpr size_t kTsEnd = offsetof(cc_data_event, ts_ns) + sizeof(uint64_t);
+  if (rec.size() >= kTsEnd) {
     std::memcpy(ts, rec.data() + offsetof(cc_data_event, ts_ns), sizeof(*ts));
   } else {
     *ts = 0;  // malformed: release at once, the decoder will count it

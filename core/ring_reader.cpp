@@ -161,7 +161,13 @@ bool RingReader::consume(Ring& r) {
     if (cons >= prod) break;
     const uint8_t* hdr = r.data + (cons & r.mask);
     uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
-    if (len & kBusy) break;  // reserved, not yet committed
+    if (len & kBusy) {
+      // Reserved, not yet committed: this record (stamped before its
+      // reservation) and every record behind it stay in the ring, so the
+      // ring is not drained and no watermark may be promised this tick.
+      at_busy_ = true;
+      break;
+    }
     uint32_t rec_len = len & ~(kBusy | kDiscard);
     uint64_t advance = (static_cast<uint64_t>(rec_len) + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
     if (!(len & kDiscard)) {
@@ -208,13 +214,15 @@ void RingReader::run() {
       kicked = read(kick_fd_, &v, sizeof(v)) == sizeof(v);
     }
     bool stalled = false;
+    at_busy_ = false;
     for (auto& r : rings_) stalled |= !consume(*r);
     const bool handed = current_ && !current_->empty();
     hand_over();
+    if (at_busy_) busy_stops_.fetch_add(1, std::memory_order_relaxed);
     // Every ring was drained: what was committed before tick_start is handed
     // over. A record stamped just before tick_start may still be between its
     // timestamp and its commit; kInFlightNs covers that window.
-    if (!stalled && tick_start > kInFlightNs)
+    if (!stalled && !at_busy_ && tick_start > kInFlightNs)
       watermark_.store(tick_start - kInFlightNs, std::memory_order_release);
     // Asked for: the processor waits for this promise (hand_over() already
     // woke it when there were records).

@@ -54,6 +54,8 @@ class RingReader : public BatchSource {
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t stalls() const { return stalls_.load(std::memory_order_relaxed); }
   uint64_t oversize() const { return oversize_.load(std::memory_order_relaxed); }
+  // Ticks that found a record reserved but not yet committed (no watermark then).
+  uint64_t busy_stops() const { return busy_stops_.load(std::memory_order_relaxed); }
   // An error that ended the thread early (empty when none).
   std::string error() const;
 
@@ -87,7 +89,8 @@ class RingReader : public BatchSource {
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> watermark_{0};
-  std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0};
+  std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0}, busy_stops_{0};
+  bool at_busy_ = false;  // reader thread: a ring of this tick stopped at an uncommitted record
   std::string error_;
   std::atomic<bool> has_error_{false};
 };

@@ -3,6 +3,7 @@
 // loss accounting (undecodable records, stream gaps).
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <thread>
 
 #include "core/boot_clock.h"
@@ -24,6 +25,28 @@ std::vector<uint8_t> record(uint64_t ts, uint64_t conn, uint64_t seq, std::strin
   r.raw.seq = seq;
   r.with_payload(payload);
   return r.bytes();
+}
+
+// A packet record (-m pcap) of a 66-byte frame: 98 bytes, shorter than a
+// plaintext record's header.
+std::vector<uint8_t> packet_record(uint64_t ts) {
+  cc_packet_event ev{};
+  ev.hdr.type = CC_REC_PACKET;
+  ev.hdr.hdr_len = sizeof(ev);
+  ev.hdr.data_len = 66;
+  ev.wire_len = 66;
+  ev.ts_ns = ts;
+  std::vector<uint8_t> out(sizeof(ev) + 66, 0xab);
+  std::memcpy(out.data(), &ev, sizeof(ev));
+  return out;
+}
+
+template <typename Pred>
+bool wait_until(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!pred() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return pred();
 }
 
 void run(Processor& p) {
@@ -166,6 +189,60 @@ TEST(Processor, IdleSourceWatermarkReleasesWithoutWaitingTheWindow) {
   ASSERT_EQ(sink.events.size(), 2u);
   EXPECT_EQ(sink.events[0].payload, "first");
   EXPECT_EQ(sink.events[1].payload, "second");
+}
+
+// A packet record is shorter than a plaintext record's header; it must be
+// merged by its own timestamp like any other record, not released at once
+// (that wrote ACKs ahead of older packets from the other CPU's ring, and
+// tshark then could not decrypt the connection).
+TEST(Processor, ShortPacketRecordsAreMergedByTheirTimestamp) {
+  ScriptedSource a, b;
+  uint64_t now = BootClock::now_boot_ns();
+  a.add(packet_record(now + 60'000'000'000ull));
+  a.flush();
+  CollectingSink sink;
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  Processor p({&a, &b}, sink, {}, &wake);
+  p.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(p.events(), 0u) << "held while the other source may still send older records";
+  b.add(record(now + 1'000, 2, 0, "older"));
+  b.finish();
+  a.finish();
+  wake.signal();
+  p.join();
+  ASSERT_EQ(sink.events.size(), 2u);
+  EXPECT_EQ(sink.events[0].payload, "older");
+  EXPECT_EQ(sink.events[1].boot_ns, now + 60'000'000'000ull);
+  EXPECT_EQ(p.late_events(), 0u);
+}
+
+// An idle source whose old promise holds a busy source's records back is
+// asked for a fresh one (once per promise), not waited for until its timer.
+TEST(Processor, KicksAnIdleSourceWhosePromiseHoldsRecordsBack) {
+  ScriptedSource busy, idle;
+  uint64_t now = BootClock::now_boot_ns();
+  busy.add(record(now + 60'000'000'000ull, 1, 0, "held"));
+  busy.flush();
+  idle.set_watermark(now);
+  CollectingSink sink;
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  Processor p({&busy, &idle}, sink, {}, &wake);
+  p.start();
+  EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(idle.kicks(), 1) << "no new kick before the source answered with a new promise";
+  EXPECT_EQ(busy.kicks(), 0) << "a source with records queued is never kicked";
+  idle.set_watermark(now + 1);  // an answer that still does not cover the record
+  wake.signal();
+  EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 2; }));
+  idle.set_watermark(now + 61'000'000'000ull);
+  wake.signal();
+  EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
+  busy.finish();
+  idle.finish();
+  wake.signal();
+  p.join();
 }
 
 }  // namespace

@@ -42,6 +42,8 @@ class ScriptedSource : public BatchSource {
   bool finished() const override { return finished_.load(); }
   uint64_t watermark() const override { return watermark_.load(); }
   void set_watermark(uint64_t ts) { watermark_.store(ts); }
+  void kick() override { kicks_.fetch_add(1); }
+  int kicks() const { return kicks_.load(); }
   size_t recycled() const { return recycled_; }
   size_t batches() const { return owned_.size(); }
 
@@ -53,6 +55,7 @@ class ScriptedSource : public BatchSource {
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> watermark_{0};
   std::atomic<size_t> recycled_{0};
+  std::atomic<int> kicks_{0};
 };
 
 struct CollectedEvent {
