@@ -18,6 +18,7 @@ BUILD_PKGS=(
   libhttp-parser-dev
   libssl-dev
   libpcap-dev
+  valgrind  # callgrind.h for bench/gate/hotpath_gate; callgrind runs the instruction-count gate
 )
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets

@@ -75,9 +75,11 @@ int main(int argc, char** argv) {
                  "dropped (and counted)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{4096}))
       ->capture_default_str();
-  app.add_option("--mapsize", o.mapsize_pages, "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two)")
-      ->check(CLI::Range(16u, 1u << 18))
-      ->capture_default_str();
+  app.add_option("--mapsize", o.mapsize_pages,
+                 "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two). Default: 32 MiB spread over "
+                 "the possible CPUs, at least 4 MiB and at most 16 MiB per CPU (16 MiB each on 2 CPUs, 4 MiB each "
+                 "from 8 CPUs on): few CPUs means one busy thread's bursts land on few rings")
+      ->check(CLI::Range(16u, 1u << 18));
   app.add_option("--wakeup-bytes", o.wakeup_bytes,
                  "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "
                  "record, which costs far more per call)");

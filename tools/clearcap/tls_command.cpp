@@ -91,6 +91,19 @@ uint32_t round_up_pow2(uint32_t v) {
   return p;
 }
 
+// The default ring size per CPU: a 32 MiB budget spread over the possible
+// CPUs, within 4..16 MiB per ring (a power of two, in pages).
+uint32_t ring_pages_for_machine() {
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const int ncpu = std::max(1, libbpf_num_possible_cpus());
+  const uint64_t per = std::clamp<uint64_t>((32ull << 20) / static_cast<uint64_t>(ncpu), 4ull << 20, 16ull << 20);
+  uint32_t pages = static_cast<uint32_t>(per / page);
+  // Round down to a power of two (the budget is a ceiling).
+  uint32_t p = 1;
+  while (p * 2 <= pages) p <<= 1;
+  return p;
+}
+
 // SinkStats (sinks/) as the engine's output counters.
 void add_outputs(std::vector<OutputCounters>& out, const std::vector<SinkStats>& stats) {
   for (const auto& s : stats)
@@ -279,8 +292,9 @@ int run_tls_command(const TlsCommandOptions& o) {
   } reset{outputs};
 
   TlsCapture::Options copts;
-  uint32_t pages = round_up_pow2(o.mapsize_pages);
-  if (pages != o.mapsize_pages) log("--mapsize {} rounded up to {} pages", o.mapsize_pages, pages);
+  uint32_t pages = o.mapsize_pages == 0 ? ring_pages_for_machine() : round_up_pow2(o.mapsize_pages);
+  if (o.mapsize_pages != 0 && pages != o.mapsize_pages)
+    log("--mapsize {} rounded up to {} pages", o.mapsize_pages, pages);
   copts.skel.ring_bytes = pages * static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   copts.skel.wakeup_bytes = o.wakeup_bytes < 0 ? copts.skel.ring_bytes / 4 : static_cast<uint64_t>(o.wakeup_bytes);
   copts.discovery.libssl = o.libssl;

@@ -15,7 +15,7 @@ struct TlsCommandOptions {
   uint32_t uid = 0;
   std::optional<std::string> libssl;
   OutputOptions output;  // format, destinations, rotation
-  uint32_t mapsize_pages = 1024;  // per CPU
+  uint32_t mapsize_pages = 0;     // per CPU; 0 = from the machine (ring_pages_for_machine)
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
   std::string syscall_fd = "always";  // --syscall-fd: always | needed | never
   int readers = 0;                // 0 = min(CPUs, 4)
