@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/processor.h"
+#include "bench_data.h"
 #include "../tests/unit/test_record.h"
 
 namespace clearcap {
@@ -91,13 +92,7 @@ class ThreadedSource : public BatchSource {
   uint64_t stalls_ = 0;
 };
 
-class CountSink : public EventSink {
- public:
-  void write(const Event& ev) override { bytes += ev.payload.size(); }
-  void flush() override {}
-  void collect_stats(std::vector<SinkStats>&) const override {}
-  uint64_t bytes = 0;
-};
+using CountSink = bench::CountingSink;
 
 // One reader thread -> processor -> a sink that only counts: the pipeline's
 // own ceiling per reader thread (encoders are measured on their own).

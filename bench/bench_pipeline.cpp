@@ -11,24 +11,14 @@
 #include "sinks/text_encoder.h"
 #include "../tests/unit/scripted_source.h"
 #include "../tests/unit/test_record.h"
+#include "bench_data.h"
 
 namespace clearcap {
 namespace {
 
-std::string printable_payload(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, ' ');
-  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
-  return s;
-}
-
-std::vector<uint8_t> make_record(uint64_t ts, size_t payload) {
-  test::TestRecord r;
-  r.raw.ts_ns = ts;
-  r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
-  r.with_payload(printable_payload(payload, 42));
-  return r.bytes();
-}
+using bench::make_record;
+using bench::printable_payload;
+using NullSink = bench::CountingSink;
 
 void BM_Decode_Record(benchmark::State& state) {
   auto rec = make_record(1, static_cast<size_t>(state.range(0)));
@@ -42,13 +32,6 @@ void BM_Decode_Record(benchmark::State& state) {
 }
 BENCHMARK(BM_Decode_Record)->Arg(256)->Arg(16384);
 
-class NullSink : public EventSink {
- public:
-  void write(const Event& ev) override { bytes += ev.payload.size(); }
-  void flush() override {}
-  void collect_stats(std::vector<SinkStats>&) const override {}
-  uint64_t bytes = 0;
-};
 
 // Two sources (two CPUs' rings) of 256-byte records, merged by timestamp.
 void BM_Processor_Merge(benchmark::State& state) {

@@ -22,35 +22,16 @@
 #include "sinks/capture_writer.h"
 #include "sinks/json_encoder.h"
 #include "sinks/text_encoder.h"
-#include "../../tests/unit/test_record.h"
+#include "../bench_data.h"
 
 namespace clearcap {
 namespace {
 
-std::string printable_payload(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, ' ');
-  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
-  return s;
-}
-
 std::vector<uint8_t> make_record(uint64_t ts, uint64_t seq, size_t payload) {
-  test::TestRecord r;
-  r.raw.ts_ns = ts;
-  r.raw.seq = seq;
-  r.raw.conn_id = 7;
-  r.ipv4("127.0.0.1", 40000, "127.0.0.1", 443);
-  r.with_payload(printable_payload(payload, 42));
-  return r.bytes();
+  return bench::make_record(ts, payload, seq, 7);
 }
 
-class NullSink : public EventSink {
- public:
-  void write(const Event& ev) override { bytes += ev.payload.size(); }
-  void flush() override {}
-  void collect_stats(std::vector<SinkStats>&) const override {}
-  uint64_t bytes = 0;
-};
+using NullSink = bench::CountingSink;
 
 class DiscardOutput : public CaptureOutput {
  public:
@@ -89,6 +70,20 @@ void measure(F&& loop) {
   CALLGRIND_STOP_INSTRUMENTATION;
 }
 
+template <typename Encoder>
+void encode_loop(size_t n, size_t size) {
+  Events e(n, size - sizeof(cc_data_event));
+  Encoder enc{FormatOptions{}};
+  std::string out;
+  out.reserve(4 * size);
+  measure([&] {
+    for (const auto& ev : e.evs) {
+      out.clear();
+      enc.encode(ev, out);
+    }
+  });
+}
+
 std::map<std::string, Case> cases() {
   std::map<std::string, Case> c;
   for (size_t size : {256u, 16384u}) {
@@ -110,30 +105,8 @@ std::map<std::string, Case> cases() {
                               for (const auto& r : e.recs) p.deliver_record(r);
                             });
                           }};
-    c["json/" + sz] = {n, [=] {
-                         Events e(n, size - sizeof(cc_data_event));
-                         JsonEncoder enc{FormatOptions{}};
-                         std::string out;
-                         out.reserve(4 * size);
-                         measure([&] {
-                           for (const auto& ev : e.evs) {
-                             out.clear();
-                             enc.encode(ev, out);
-                           }
-                         });
-                       }};
-    c["text/" + sz] = {n, [=] {
-                         Events e(n, size - sizeof(cc_data_event));
-                         TextEncoder enc{FormatOptions{}};
-                         std::string out;
-                         out.reserve(4 * size);
-                         measure([&] {
-                           for (const auto& ev : e.evs) {
-                             out.clear();
-                             enc.encode(ev, out);
-                           }
-                         });
-                       }};
+    c["json/" + sz] = {n, [=] { encode_loop<JsonEncoder>(n, size); }};
+    c["text/" + sz] = {n, [=] { encode_loop<TextEncoder>(n, size); }};
   }
   // The capture file's per-event path on the processor thread (the record
   // copy into the batch). Fewer than one batch's worth: nothing reaches the
