@@ -389,12 +389,29 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 		cc_stat_add(CC_STAT_NO_RING, 1);
 		return;
 	}
-	struct cc_keys_event *ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
-	if (!ev) {
-		cc_stat_add(CC_STAT_KEYS_RINGBUF_FULL, 1);
-		return;
+	/* Built in place in the ring; with --buffer perf in this CPU's record
+	 * scratch (busy-guarded like the data path), then copied out. */
+	struct cc_keys_event *ev;
+	__u32 zero = 0, *busy = NULL;
+	if (use_perf) {
+		struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+		busy = bpf_map_lookup_elem(&scratch_busy, &zero);
+		if (!s || !busy)
+			return;
+		if (__sync_fetch_and_add(busy, 1) != 0) {
+			__sync_fetch_and_add(busy, -1);
+			cc_stat_add(CC_STAT_SCRATCH_BUSY, 1);
+			return;
+		}
+		ev = (struct cc_keys_event *)s;
+	} else {
+		ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
+		if (!ev) {
+			cc_stat_add(CC_STAT_KEYS_RINGBUF_FULL, 1);
+			return;
+		}
 	}
-	/* Reserved memory is not zeroed: the whole record is written below. */
+	/* Not zeroed (ring memory, a reused scratch): every byte is written below. */
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->hdr.type = CC_REC_KEYS;
 	ev->hdr.hdr_len = sizeof(*ev);
@@ -427,6 +444,13 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 	}
 	ev->present = present;
 	ev->failed = failed;
+	if (use_perf) {
+		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, ev, sizeof(*ev));
+		if (busy)
+			__sync_fetch_and_add(busy, -1);
+		cc_stat_add(err ? CC_STAT_KEYS_RINGBUF_FULL : CC_STAT_KEYS, 1);
+		return;
+	}
 	bpf_ringbuf_submit(ev, cc_wake_flags(ring, sizeof(*ev)));
 	cc_stat_add(CC_STAT_KEYS, 1);
 }
@@ -464,6 +488,7 @@ int BPF_KRETPROBE(ssl_handshake_ret)
 }
 
 struct emit_ctx {
+	void *ctx;      /* the program's context (bpf_perf_event_output needs it) */
 	__u64 buf;      /* start of the call's buffer */
 	__u32 total;    /* bytes to emit */
 	__u32 _pad;
@@ -505,7 +530,7 @@ static long emit_chunk(__u32 i, void *data)
 	s->ev.seq = seq0 + off;
 	if (off + len >= ec->total)
 		s->ev.flags |= CC_FLAG_LAST_CHUNK;
-	long err = bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring, sizeof(s->ev) + len));
+	long err = cc_output(ec->ctx, ring, s, sizeof(s->ev) + len);
 	s->ev.seq = seq0;
 	if (err) {
 		cc_stat_add(CC_STAT_RINGBUF_FULL, 1);
@@ -620,7 +645,7 @@ int BPF_KRETPROBE(ssl_ret)
 	}
 	ev->call_len = (__u32)(n > 0xffffffffull ? 0xffffffffu : n);
 
-	struct emit_ctx ec = {.buf = cs.buf, .total = total};
+	struct emit_ctx ec = {.ctx = ctx, .buf = cs.buf, .total = total};
 	bpf_loop((total + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX, emit_chunk, &ec, 0);
 	__sync_fetch_and_add(busy, -1);
 	return 0;
@@ -698,7 +723,7 @@ static __always_inline int capture_packet(struct __sk_buff *skb, __u8 direction)
 		cc_stat_add(CC_STAT_PACKETS_READ_FAULT, 1);
 		goto out;
 	}
-	if (bpf_ringbuf_output(ring, s, sizeof(s->ev) + len, cc_wake_flags(ring, sizeof(s->ev) + len))) {
+	if (cc_output(skb, ring, s, sizeof(s->ev) + len)) {
 		cc_stat_add(CC_STAT_PACKETS_RINGBUF_FULL, 1);
 		cc_stat_add(CC_STAT_PACKETS_RINGBUF_FULL_BYTES, len);
 		goto out;

@@ -5,13 +5,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
 #include <linux/bpf.h>
+#include <linux/perf_event.h>
 
+#include "clearcap_abi.h"
 #include "core/boot_clock.h"
 
 namespace clearcap {
@@ -27,9 +30,15 @@ constexpr uint32_t kKickTag = ~uint32_t{0};
 // A mapped BPF ring buffer. Consumed directly rather than through libbpf's
 // ring_buffer__consume(), whose callback cannot leave a record in the ring:
 // here a record is only consumed once a batch has room for it.
+//
+// With --buffer perf the same struct holds a perf event ring: its meta page
+// (data_head written by the kernel, data_tail by us) and data area, mapped
+// once; a record that wraps around the end is copied out (wrap_).
 struct RingReader::Ring {
   int fd = -1;
   uint64_t mask = 0;
+  perf_event_mmap_page* perf_meta = nullptr;  // --buffer perf
+  size_t perf_len = 0;
   void* consumer_map = nullptr;  // one page: consumer position (we write it)
   void* producer_map = nullptr;  // producer page + data mapped twice
   size_t producer_len = 0;
@@ -40,6 +49,7 @@ struct RingReader::Ring {
   ~Ring() {
     if (consumer_map) munmap(consumer_map, static_cast<size_t>(sysconf(_SC_PAGESIZE)));
     if (producer_map) munmap(producer_map, producer_len);
+    if (perf_meta) munmap(perf_meta, perf_len);
   }
 };
 
@@ -74,6 +84,21 @@ Result<void> RingReader::open() {
     auto r = std::make_unique<Ring>();
     r->fd = ring_fds_[i];
     r->mask = ring_bytes_ - 1;
+    if (opts_.perf) {
+      r->perf_len = page + ring_bytes_;
+      void* m = mmap(nullptr, r->perf_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+      if (m == MAP_FAILED)
+        return make_error(fmt::format("mmap of a perf event ring: {}", std::strerror(errno)), errno);
+      r->perf_meta = static_cast<perf_event_mmap_page*>(m);
+      r->data = static_cast<const uint8_t*>(m) + page;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(i);
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r->fd, &ev) < 0)
+        return make_error(fmt::format("epoll_ctl on a perf event ring: {}", std::strerror(errno)), errno);
+      rings_.push_back(std::move(r));
+      continue;
+    }
     r->consumer_map = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
     if (r->consumer_map == MAP_FAILED) {
       r->consumer_map = nullptr;
@@ -97,6 +122,7 @@ Result<void> RingReader::open() {
       return make_error(fmt::format("epoll_ctl on a BPF ring: {}", std::strerror(errno)), errno);
     rings_.push_back(std::move(r));
   }
+  if (opts_.perf) wrap_.resize(ring_bytes_);
   for (size_t i = 0; i < opts_.pool_batches; ++i) {
     pool_.push_back(std::make_unique<Batch>(opts_.batch_bytes));
     free_.enqueue(pool_.back().get());
@@ -150,7 +176,74 @@ void RingReader::hand_over() {
   processor_wake_->signal();
 }
 
+bool RingReader::take(const uint8_t* rec, uint32_t rec_len) {
+  if (Batch::entry_size(rec_len) > opts_.batch_bytes) {
+    oversize_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!current_ && !next_batch()) return false;
+  if (!current_->append(rec, rec_len)) {
+    if (!next_batch()) return false;
+    current_->append(rec, rec_len);
+  }
+  return true;
+}
+
+// A perf ring: PERF_RECORD_SAMPLE records carry our record as raw data
+// (u32 size, then the bytes, padded). data_head moves only once a record is
+// complete, so there is nothing like the BPF ring's busy bit. A full ring
+// drops in the kernel: bpf_perf_event_output fails and the program counts
+// it (ringbuf_full), so the kernel's PERF_RECORD_LOST is not counted again.
+bool RingReader::consume_perf(Ring& r) {
+  const uint64_t size = ring_bytes_;
+  uint64_t head = __atomic_load_n(&r.perf_meta->data_head, __ATOMIC_ACQUIRE);
+  uint64_t tail = r.perf_meta->data_tail;
+  uint64_t n_records = 0, n_bytes = 0;
+  bool ok = true;
+  while (tail < head) {
+    const uint64_t off = tail & (size - 1);
+    perf_event_header ph;
+    // The 8-byte header never wraps (records are 8-byte aligned, the ring a
+    // power of two); the body may.
+    std::memcpy(&ph, r.data + off, sizeof(ph));
+    if (ph.size < sizeof(ph) || ph.size > head - tail) break;  // cannot happen; never read past head
+    const uint8_t* rec = r.data + off;
+    if (off + ph.size > size) {
+      const size_t first = static_cast<size_t>(size - off);
+      std::memcpy(wrap_.data(), r.data + off, first);
+      std::memcpy(wrap_.data() + first, r.data, ph.size - first);
+      rec = wrap_.data();
+    }
+    if (ph.type == PERF_RECORD_SAMPLE && ph.size >= sizeof(ph) + 4) {
+      uint32_t raw = 0;
+      std::memcpy(&raw, rec + sizeof(ph), 4);
+      const uint8_t* body = rec + sizeof(ph) + 4;
+      raw = std::min<uint32_t>(raw, ph.size - sizeof(ph) - 4);
+      // The raw size is padded to 8 bytes; the record's own header says how
+      // long it is.
+      cc_record_hdr h{};
+      uint32_t len = raw;
+      if (raw >= sizeof(h)) {
+        std::memcpy(&h, body, sizeof(h));
+        if (static_cast<uint64_t>(h.hdr_len) + h.data_len <= raw) len = h.hdr_len + h.data_len;
+      }
+      if (!take(body, len)) {
+        ok = false;
+        break;
+      }
+      ++n_records;
+      n_bytes += len;
+    }
+    tail += ph.size;
+  }
+  __atomic_store_n(&r.perf_meta->data_tail, tail, __ATOMIC_RELEASE);
+  records_.fetch_add(n_records, std::memory_order_relaxed);
+  bytes_.fetch_add(n_bytes, std::memory_order_relaxed);
+  return ok;
+}
+
 bool RingReader::consume(Ring& r) {
+  if (r.perf_meta) return consume_perf(r);
   constexpr uint32_t kBusy = BPF_RINGBUF_BUSY_BIT;
   constexpr uint32_t kDiscard = BPF_RINGBUF_DISCARD_BIT;
   uint64_t cons = __atomic_load_n(r.consumer_pos, __ATOMIC_ACQUIRE);

@@ -29,6 +29,7 @@ class RingReader : public BatchSource {
     size_t batch_bytes = 512 * 1024;  // >= the largest record
     size_t pool_batches = 16;         // batches in flight per reader
     int poll_ms = 20;                 // timer that finds records written without a wake-up
+    bool perf = false;                // the fds are perf event rings (--buffer perf), not BPF rings
   };
 
   RingReader(int id, std::vector<int> ring_fds, uint32_t ring_bytes, Options opts,
@@ -65,6 +66,10 @@ class RingReader : public BatchSource {
   // Consumes one ring until it is empty or no batch is free; returns false
   // when it stopped for want of a batch.
   bool consume(Ring& r);
+  bool consume_perf(Ring& r);
+  // Appends one record to the current batch (or a fresh one); false when
+  // no batch is free (the record stays in its ring).
+  bool take(const uint8_t* rec, uint32_t len);
  public:
   void kick() override;
 
@@ -82,6 +87,7 @@ class RingReader : public BatchSource {
   int epoll_fd_ = -1;
   int kick_fd_ = -1;  // eventfd in the epoll set: kick() ends the wait at once
   std::vector<std::unique_ptr<Batch>> pool_;
+  std::vector<uint8_t> wrap_;  // a perf record that wraps around its ring's end, made contiguous
   Batch* current_ = nullptr;
   Queue full_;
   Queue free_;

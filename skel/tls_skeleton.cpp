@@ -1,7 +1,11 @@
 #include "skel/tls_skeleton.h"
 
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -29,7 +33,10 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
   if (ncpu <= 0) return make_error("cannot count the possible CPUs (/sys/devices/system/cpu/possible)", -ncpu);
 
   self->ring_bytes_ = opts.ring_bytes;
+  self->perf_ = opts.perf;
   self->skel_->rodata->wakeup_bytes = opts.wakeup_bytes;
+  self->skel_->rodata->use_perf = opts.perf ? 1 : 0;
+  bpf_map__set_max_entries(self->skel_->maps.perf_events, static_cast<uint32_t>(ncpu));
   self->skel_->rodata->syscall_fd = opts.syscall_fd ? 1 : 0;
   bpf_map__set_max_entries(self->skel_->maps.rings, static_cast<uint32_t>(ncpu));
   // One 64 KiB packet scratch per CPU (too big for a per-CPU map value).
@@ -40,8 +47,11 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
 
   // Every inner ring must match the template's size; create the rings first
   // and use one of them as the template.
+  // With --buffer perf the BPF rings carry nothing; the programs still name
+  // them (the transport is chosen at load time), so each is one page.
+  const uint32_t bpf_ring_bytes = opts.perf ? static_cast<uint32_t>(sysconf(_SC_PAGESIZE)) : opts.ring_bytes;
   for (int cpu = 0; cpu < ncpu; ++cpu) {
-    int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, opts.ring_bytes, nullptr);
+    int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, nullptr, 0, 0, bpf_ring_bytes, nullptr);
     if (fd < 0) {
       int err = errno;
       return make_error(fmt::format("cannot create a {} KiB BPF ring buffer for CPU {}: {} (try a smaller --mapsize)",
@@ -66,12 +76,43 @@ Result<std::unique_ptr<TlsSkeleton>> TlsSkeleton::open_and_load(const Options& o
       return make_error(fmt::format("cannot install the ring of CPU {}: {}", cpu, errno_text(err)), err);
     }
   }
+  if (opts.perf) {
+    // One perf ring per CPU for bpf_perf_event_output(BPF_F_CURRENT_CPU),
+    // waking the reader once wakeup_bytes wait (or on every record).
+    int perf_map = bpf_map__fd(self->skel_->maps.perf_events);
+    for (uint32_t cpu = 0; cpu < static_cast<uint32_t>(ncpu); ++cpu) {
+      perf_event_attr attr{};
+      attr.size = sizeof(attr);
+      attr.type = PERF_TYPE_SOFTWARE;
+      attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+      attr.sample_type = PERF_SAMPLE_RAW;
+      attr.sample_period = 1;
+      if (opts.wakeup_bytes > 0) {
+        attr.watermark = 1;
+        attr.wakeup_watermark = static_cast<uint32_t>(std::min<uint64_t>(opts.wakeup_bytes, opts.ring_bytes / 2));
+      } else {
+        attr.wakeup_events = 1;
+      }
+      int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, -1, static_cast<int>(cpu), -1, PERF_FLAG_FD_CLOEXEC));
+      if (fd < 0) {
+        int err = errno;
+        if (err == ENODEV || err == ENOENT) continue;  // a possible CPU that is not online: no ring for it
+        return make_error(fmt::format("cannot open the perf event ring of CPU {}: {}", cpu, errno_text(err)), err);
+      }
+      self->perf_fds_.push_back(fd);
+      if (ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) || bpf_map_update_elem(perf_map, &cpu, &fd, BPF_ANY)) {
+        int err = errno;
+        return make_error(fmt::format("cannot install the perf event ring of CPU {}: {}", cpu, errno_text(err)), err);
+      }
+    }
+  }
   return self;
 }
 
 TlsSkeleton::~TlsSkeleton() {
   if (skel_) tls_bpf__destroy(skel_);
   for (int fd : ring_fds_) close(fd);
+  for (int fd : perf_fds_) close(fd);
 }
 
 std::vector<std::pair<std::string, int>> TlsSkeleton::programs() const {

@@ -28,6 +28,9 @@ class TlsSkeleton {
     uint64_t wakeup_bytes = 1u << 20;  // wake the reader once this much waits; 0 = every record
     uint32_t snap_len = CC_PACKET_MAX; // tc packet capture: bytes copied per packet at most
     bool syscall_fd = true;            // the syscall tracepoints may be attached (keeps the in-call marks)
+    // --buffer perf: a perf event ring per CPU (ring_bytes of data each)
+    // instead of the BPF ring buffers; the BPF rings are then one page each.
+    bool perf = false;
   };
 
   static Result<std::unique_ptr<TlsSkeleton>> open_and_load(const Options& opts);
@@ -36,9 +39,11 @@ class TlsSkeleton {
   TlsSkeleton& operator=(const TlsSkeleton&) = delete;
 
   tls_bpf* raw() { return skel_; }
-  // One ring fd per possible CPU, index = CPU.
-  const std::vector<int>& ring_fds() const { return ring_fds_; }
+  // The fds the readers consume, one per possible CPU, index = CPU: the BPF
+  // rings, or with Options::perf the perf event rings.
+  const std::vector<int>& ring_fds() const { return perf_ ? perf_fds_ : ring_fds_; }
   uint32_t ring_bytes() const { return ring_bytes_; }
+  bool perf() const { return perf_; }
 
   // {name, fd} of every loaded program (program-time statistics).
   std::vector<std::pair<std::string, int>> programs() const;
@@ -51,7 +56,9 @@ class TlsSkeleton {
   TlsSkeleton() = default;
   tls_bpf* skel_ = nullptr;
   std::vector<int> ring_fds_;
+  std::vector<int> perf_fds_;
   uint32_t ring_bytes_ = 0;
+  bool perf_ = false;
 };
 
 }  // namespace clearcap

@@ -240,6 +240,7 @@ struct Condition {
   // clearcap's --syscall-fd: always (default) keeps the syscall tracepoints
   // attached; needed drops them when every library's fd layout is learned.
   TlsCapture::Options::SyscallFd syscall_fd = TlsCapture::Options::SyscallFd::kAlways;
+  bool perf_buffer = false;  // --buffer perf: perf event rings instead of BPF rings
 };
 
 struct Sample {
@@ -262,9 +263,10 @@ struct Pipeline {
     std::vector<std::vector<int>> groups(nreaders);
     for (size_t i = 0; i < rings.size(); ++i) groups[i % nreaders].push_back(rings[i]);
     std::vector<BatchSource*> srcs;
+    RingReader::Options ropts;
+    ropts.perf = skel.perf();
     for (size_t i = 0; i < nreaders; ++i) {
-      readers.push_back(
-          std::make_unique<RingReader>(static_cast<int>(i), groups[i], skel.ring_bytes(), RingReader::Options{}, &wake));
+      readers.push_back(std::make_unique<RingReader>(static_cast<int>(i), groups[i], skel.ring_bytes(), ropts, &wake));
       if (auto r = readers.back()->open(); !r) return r;
       srcs.push_back(readers.back().get());
     }
@@ -307,6 +309,7 @@ class Runner {
       TlsCapture::Options o;
       o.skel.wakeup_bytes = c.wake_every ? 0 : o.skel.ring_bytes / 4;  // clearcap's default: ring/4
       o.syscall_fd = c.syscall_fd;
+      o.skel.perf = c.perf_buffer;
       o.discovery.libssl = t_.libssl;
       o.discovery.pids = {getpid()};
       auto created = TlsCapture::create(o);
@@ -477,6 +480,13 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     conds.push_back({fmt::format("{}/clearcap/16k", fn), w, Probe::kClearcap, 16384, false});
     conds.push_back({fmt::format("{}/clearcap-wake/1k", fn), w, Probe::kClearcap, 1024, true});
     conds.push_back({fmt::format("{}/clearcap-wake/16k", fn), w, Probe::kClearcap, 16384, true});
+    if (w == Work::kSsl) {
+      // The other transport (--buffer perf), same records.
+      conds.push_back({"ssl/clearcap-perfbuf/1k", w, Probe::kClearcap, 1024, false,
+                       TlsCapture::Options::SyscallFd::kAlways, true});
+      conds.push_back({"ssl/clearcap-perfbuf/16k", w, Probe::kClearcap, 16384, false,
+                       TlsCapture::Options::SyscallFd::kAlways, true});
+    }
     if (w == Work::kSsl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
       conds.push_back({"ssl/none/16k", w, Probe::kNone, 16384, false});
       conds.push_back({"ssl/floor/16k", w, Probe::kFloor, 16384, false});

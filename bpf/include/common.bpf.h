@@ -152,6 +152,20 @@ static __always_inline void *cc_current_ring(void)
 	return bpf_map_lookup_elem(&rings, &cpu);
 }
 
+/*
+ * --buffer perf: records go to a perf event array (one perf ring per CPU,
+ * opened by userspace) instead of the BPF ring buffers, the transport of
+ * kernels before 5.8. Load-time; the ring code is then dead and dropped by
+ * the verifier.
+ */
+const volatile __u32 use_perf = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
 /* Bytes this CPU wrote to its ring since the wake-up policy last asked the
  * ring how much waits (see cc_wake_flags). */
 struct {
@@ -179,6 +193,16 @@ static __always_inline __u64 cc_wake_flags(void *ring, __u64 bytes)
 	}
 	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 									    : BPF_RB_NO_WAKEUP;
+}
+
+/* One record out, from memory the program owns: to this CPU's perf ring
+ * (--buffer perf) or its BPF ring. 0 or a negative error (full: the caller
+ * counts the loss). */
+static __always_inline long cc_output(void *ctx, void *ring, void *data, __u64 size)
+{
+	if (use_perf)
+		return bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, data, size);
+	return bpf_ringbuf_output(ring, data, size, cc_wake_flags(ring, size));
 }
 
 #endif /* CLEARCAP_COMMON_BPF_H */

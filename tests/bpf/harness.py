@@ -549,7 +549,10 @@ class Clearcap:
         # fmt: --format; with another format than json, send the events
         # somewhere else than stdout (stdout lines are parsed as JSON).
         self.binary = binary or clearcap_bin()
-        self.argv = [self.binary, module, "--format", fmt, *map(str, args)]
+        # CLEARCAP_EXTRA_ARGS: the same test run again with other global
+        # flags (CMake runs the curl and upload tests with --buffer perf).
+        extra = os.environ.get("CLEARCAP_EXTRA_ARGS", "").split()
+        self.argv = [self.binary, module, "--format", fmt, *extra, *map(str, args)]
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen | None = None

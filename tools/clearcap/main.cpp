@@ -76,13 +76,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{4096}))
       ->capture_default_str();
   app.add_option("--mapsize", o.mapsize_pages,
-                 "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two). Default: 32 MiB spread over "
-                 "the possible CPUs, at least 4 MiB and at most 16 MiB per CPU (16 MiB each on 2 CPUs, 4 MiB each "
-                 "from 8 CPUs on): few CPUs means one busy thread's bursts land on few rings")
+                 "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two). Default: 16 MiB spread over "
+                 "the possible CPUs, at least 4 MiB and at most 8 MiB per CPU (8 MiB each on 2 CPUs, 4 MiB each "
+                 "from 4 CPUs on): few CPUs means one busy thread's bursts land on few rings")
       ->check(CLI::Range(16u, 1u << 18));
   app.add_option("--wakeup-bytes", o.wakeup_bytes,
                  "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "
                  "record, which costs far more per call)");
+  app.add_option("--buffer", o.buffer,
+                 "Kernel-to-user transport: ring (BPF ring buffers, one per CPU; Linux 5.8+) or perf (perf event "
+                 "arrays, one perf ring per CPU of the same size: the transport of older kernels). Same records, "
+                 "counters and outputs; see docs/performance.md for how they compare")
+      ->check(CLI::IsMember({"ring", "perf"}))
+      ->capture_default_str();
   app.add_option("--syscall-fd", o.syscall_fd,
                  "When to run the syscall tracepoints that find the socket of a TLS connection whose library object "
                  "has no socket BIO (curl's own BIO, memory BIOs) or whose library's layout could not be learned "
