@@ -178,6 +178,8 @@ void RingReader::hand_over() {
 
 bool RingReader::take(const uint8_t* rec, uint32_t rec_len) {
   if (Batch::entry_size(rec_len) > opts_.batch_bytes) {
+    // Cannot happen with the shipped programs (records are at most
+    // CC_PACKET_MAX + header); counted, not silently skipped.
     oversize_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
@@ -264,25 +266,12 @@ bool RingReader::consume(Ring& r) {
     uint32_t rec_len = len & ~(kBusy | kDiscard);
     uint64_t advance = (static_cast<uint64_t>(rec_len) + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
     if (!(len & kDiscard)) {
-      if (Batch::entry_size(rec_len) > opts_.batch_bytes) {
-        // Cannot happen with the shipped programs (records are at most
-        // CC_CHUNK_MAX + header); counted, not silently skipped.
-        oversize_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        if (!current_ && !next_batch()) {
-          ok = false;
-          break;
-        }
-        if (!current_->append(hdr + BPF_RINGBUF_HDR_SZ, rec_len)) {
-          if (!next_batch()) {
-            ok = false;
-            break;
-          }
-          current_->append(hdr + BPF_RINGBUF_HDR_SZ, rec_len);
-        }
-        ++n_records;
-        n_bytes += rec_len;
+      if (!take(hdr + BPF_RINGBUF_HDR_SZ, rec_len)) {
+        ok = false;
+        break;
       }
+      ++n_records;
+      n_bytes += rec_len;
     }
     cons += advance;
     __atomic_store_n(r.consumer_pos, cons, __ATOMIC_RELEASE);
