@@ -329,7 +329,7 @@ SEC("uprobe")
 int BPF_KPROBE(ssl_set_fd_entry)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	if (cc_filtered(id >> 32))
+	if (cc_filtered_now())
 		return 0;
 	__s32 fd = (__s32)PT_REGS_PARM2(ctx);
 	__u64 ssl = PT_REGS_PARM1(ctx);
@@ -549,7 +549,7 @@ int BPF_KRETPROBE(ssl_ret)
 	__u32 tgid = task->tgid;
 	struct call_state *csp = call_of_current(0);
 	if (!csp || !csp->active) {
-		if (!cc_filtered(tgid))
+		if (!cc_filtered_now())
 			cc_stat_add(CC_STAT_NO_ENTRY_STATE, 1);
 		return 0;
 	}

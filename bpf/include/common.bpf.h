@@ -140,9 +140,9 @@ static __always_inline bool cc_filtered_c(struct task_struct *t, struct cc_filte
 	return false;
 }
 
-static __always_inline bool cc_filtered(__u32 tgid)
+/* Filter verdict for the current task, without a cache. */
+static __always_inline bool cc_filtered_now(void)
 {
-	(void)tgid; /* the current task's */
 	return cc_filtered_c(cc_task(), NULL);
 }
 
