@@ -76,9 +76,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{4096}))
       ->capture_default_str();
   app.add_option("--mapsize", o.mapsize_pages,
-                 "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two). Default: 16 MiB spread over "
-                 "the possible CPUs, at least 4 MiB and at most 8 MiB per CPU (8 MiB each on 2 CPUs, 4 MiB each "
-                 "from 4 CPUs on): few CPUs means one busy thread's bursts land on few rings")
+                 "Ring buffer size per CPU, in 4 KiB pages (rounded up to a power of two). Default: 8 MiB spread over "
+                 "the possible CPUs, at least 4 MiB and at most 8 MiB per CPU (8 MiB on 1 CPU, 4 MiB each from "
+                 "2 CPUs on); each ring counts twice in the RSS (its data is mapped twice)")
       ->check(CLI::Range(16u, 1u << 18));
   app.add_option("--wakeup-bytes", o.wakeup_bytes,
                  "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "

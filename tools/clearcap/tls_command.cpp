@@ -91,15 +91,17 @@ uint32_t round_up_pow2(uint32_t v) {
   return p;
 }
 
-// The default ring size per CPU: a 16 MiB budget spread over the possible
-// CPUs, within 4..8 MiB per ring (a power of two, in pages). Ring pages count
-// in clearcap's RSS once written: with 16 MiB rings on 2 CPUs the peak RSS
-// under nginx went from 51 to 99 MiB, past the 64 MiB budget, while the
-// full-speed loop is lossless with 4 MiB rings already.
+// The default ring size per CPU: an 8 MiB budget spread over the possible
+// CPUs, within 4..8 MiB per ring (a power of two, in pages): 8 MiB on one
+// CPU, 4 MiB from two on. Ring pages count twice in clearcap's RSS once
+// written (the data area is mapped twice so records never wrap): under
+// nginx on 2 CPUs the peak RSS was 99 MiB with 16 MiB rings and 67 MiB with
+// 8 MiB rings, past the 64 MiB budget, while the full-speed loop is
+// lossless with 4 MiB rings already (readers are kicked, not waited for).
 uint32_t ring_pages_for_machine() {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const int ncpu = std::max(1, libbpf_num_possible_cpus());
-  const uint64_t per = std::clamp<uint64_t>((16ull << 20) / static_cast<uint64_t>(ncpu), 4ull << 20, 8ull << 20);
+  const uint64_t per = std::clamp<uint64_t>((8ull << 20) / static_cast<uint64_t>(ncpu), 4ull << 20, 8ull << 20);
   uint32_t pages = static_cast<uint32_t>(per / page);
   // Round down to a power of two (the budget is a ceiling).
   uint32_t p = 1;
