@@ -47,9 +47,11 @@ struct {
 	__type(value, struct call_state);
 } active_calls SEC(".maps");
 
-static __always_inline struct call_state *call_of_current(__u64 flags)
+/* The task is fetched once per program and passed around: the helper is
+ * not free, and a program used to call it up to three times. */
+static __always_inline struct call_state *call_of(struct task_struct *task, __u64 flags)
 {
-	return bpf_task_storage_get(&active_calls, bpf_get_current_task_btf(), 0, flags);
+	return bpf_task_storage_get(&active_calls, task, 0, flags);
 }
 
 /* Load-time: 0 when the syscall tracepoints are never attached
@@ -155,16 +157,17 @@ static __always_inline __u64 next_conn_id(void)
 
 static __always_inline int on_entry(struct pt_regs *ctx, __u8 source, bool ex)
 {
-	struct call_state *cs = call_of_current(BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_struct *task = cc_task();
+	struct call_state *cs = call_of(task, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!cs) {
 		cc_stat_add(CC_STAT_CALL_STATE_FULL, 1);
 		return 0;
 	}
-	if (cc_filtered_c(cc_task(), &cs->filter)) {
+	if (cc_filtered_c(task, &cs->filter)) {
 		cc_stat_add(CC_STAT_FILTERED, 1);
 		return 0;
 	}
-	mark_in_call(cs, cc_task()->pid, true);
+	mark_in_call(cs, task->pid, true);
 	cs->ssl = PT_REGS_PARM1(ctx);
 	cs->buf = PT_REGS_PARM2(ctx);
 	cs->len_ptr = ex ? PT_REGS_PARM4(ctx) : 0;
@@ -189,9 +192,10 @@ int BPF_KPROBE(ssl_read_ex_entry) { return on_entry(ctx, CC_SRC_SSL_READ_EX, tru
 /* Syscall side: remember the fd the library used during the call. */
 static __always_inline int on_sys_fd(__s64 fd)
 {
-	if (fd < 0 || !*inflight_of(cc_task()->pid))
+	struct task_struct *task = cc_task();
+	if (fd < 0 || !*inflight_of(task->pid))
 		return 0;
-	struct call_state *cs = call_of_current(0);
+	struct call_state *cs = call_of(task, 0);
 	if (cs && cs->active && cs->fd < 0 && fd >= 0)
 		cs->fd = (__s32)fd;
 	return 0;
@@ -463,7 +467,7 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ssl_handshake_ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *csp = call_of_current(0);
+	struct call_state *csp = call_of(cc_task(), 0);
 	if (!csp || !csp->active)
 		return 0;
 	__u64 ssl = csp->ssl;
@@ -547,7 +551,7 @@ int BPF_KRETPROBE(ssl_ret)
 {
 	struct task_struct *task = cc_task();
 	__u32 tgid = task->tgid;
-	struct call_state *csp = call_of_current(0);
+	struct call_state *csp = call_of(task, 0);
 	if (!csp || !csp->active) {
 		if (!cc_filtered_now())
 			cc_stat_add(CC_STAT_NO_ENTRY_STATE, 1);
