@@ -58,6 +58,18 @@ TEST(AbiLayout, FilterCfg) {
   EXPECT_EQ(sizeof(cc_filter_cfg), 24u);
 }
 
+// Written by userspace into the fd_layouts map, read by tls.bpf.c's
+// fd_from_ssl(); both sides compile this header, the test pins it.
+TEST(AbiLayout, FdLayout) {
+  EXPECT_FIELD(cc_fd_layout, valid, 0, 4);
+  EXPECT_FIELD(cc_fd_layout, rbio_off, 4, 4);
+  EXPECT_FIELD(cc_fd_layout, num_off, 8, 4);
+  EXPECT_FIELD(cc_fd_layout, method_off, 12, 4);
+  EXPECT_FIELD(cc_fd_layout, sock_type, 16, 4);
+  EXPECT_EQ(sizeof(cc_fd_layout), 24u);
+  EXPECT_EQ(CC_MAX_LAYOUTS, 256u);
+}
+
 TEST(AbiLayout, PacketEvent) {
   EXPECT_FIELD(cc_packet_event, hdr, 0, 8);
   EXPECT_FIELD(cc_packet_event, ifindex, 8, 4);
