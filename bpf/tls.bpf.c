@@ -38,8 +38,8 @@ struct call_state {
 
 /* One call state per thread, in the task's own storage: found through the
  * task pointer without hashing, freed by the kernel when the thread exits,
- * and the entry probe stores into it without a map update (an LRU hash
- * update cost ~400 ns of program time per call here). */
+ * and the entry probe stores into it without a map update (the LRU hash it
+ * replaces took an update at every entry and a delete at every return). */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -163,7 +163,7 @@ static __always_inline int on_entry(struct pt_regs *ctx, __u8 source, bool ex)
 		cc_stat_add(CC_STAT_CALL_STATE_FULL, 1);
 		return 0;
 	}
-	if (cc_filtered_c(task, &cs->filter)) {
+	if (cc_filtered_task(task, &cs->filter)) {
 		cc_stat_add(CC_STAT_FILTERED, 1);
 		return 0;
 	}
@@ -196,7 +196,7 @@ static __always_inline int on_sys_fd(__s64 fd)
 	if (fd < 0 || !*inflight_of(task->pid))
 		return 0;
 	struct call_state *cs = call_of(task, 0);
-	if (cs && cs->active && cs->fd < 0 && fd >= 0)
+	if (cs && cs->active && cs->fd < 0)
 		cs->fd = (__s32)fd;
 	return 0;
 }
@@ -402,8 +402,7 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 		busy = bpf_map_lookup_elem(&scratch_busy, &zero);
 		if (!s || !busy)
 			return;
-		if (__sync_fetch_and_add(busy, 1) != 0) {
-			__sync_fetch_and_add(busy, -1);
+		if (!cc_claim(busy)) {
 			cc_stat_add(CC_STAT_SCRATCH_BUSY, 1);
 			return;
 		}
@@ -449,9 +448,9 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 	ev->present = present;
 	ev->failed = failed;
 	if (use_perf) {
-		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, ev, sizeof(*ev));
+		long err = cc_output(ctx, ring, ev, sizeof(*ev));
 		if (busy)
-			__sync_fetch_and_add(busy, -1);
+			cc_release(busy);
 		cc_stat_add(err ? CC_STAT_KEYS_RINGBUF_FULL : CC_STAT_KEYS, 1);
 		return;
 	}
@@ -595,8 +594,7 @@ int BPF_KRETPROBE(ssl_ret)
 	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
 	if (!s || !busy)
 		return 0;
-	if (__sync_fetch_and_add(busy, 1) != 0) {
-		__sync_fetch_and_add(busy, -1);
+	if (!cc_claim(busy)) {
 		c->seq[dir & 1] += n; /* the loss shows as a gap */
 		cc_stat_add(CC_STAT_SCRATCH_BUSY, 1);
 		return 0;
@@ -651,7 +649,7 @@ int BPF_KRETPROBE(ssl_ret)
 
 	struct emit_ctx ec = {.ctx = ctx, .buf = cs.buf, .total = total};
 	bpf_loop((total + CC_CHUNK_MAX - 1) / CC_CHUNK_MAX, emit_chunk, &ec, 0);
-	__sync_fetch_and_add(busy, -1);
+	cc_release(busy);
 	return 0;
 }
 
@@ -703,8 +701,7 @@ static __always_inline int capture_packet(struct __sk_buff *skb, __u8 direction)
 		cc_stat_add(CC_STAT_NO_RING, 1);
 		return TC_ACT_OK;
 	}
-	if (__sync_fetch_and_add(busy, 1) != 0) {
-		__sync_fetch_and_add(busy, -1);
+	if (!cc_claim(busy)) {
 		cc_stat_add(CC_STAT_PACKETS_SCRATCH_BUSY, 1);
 		return TC_ACT_OK;
 	}
@@ -737,7 +734,7 @@ static __always_inline int capture_packet(struct __sk_buff *skb, __u8 direction)
 	if (len < wire)
 		cc_stat_add(CC_STAT_PACKETS_TRUNCATED, 1);
 out:
-	__sync_fetch_and_add(busy, -1);
+	cc_release(busy);
 	return TC_ACT_OK; /* observe only: never change the packet's fate */
 }
 

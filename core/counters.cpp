@@ -50,22 +50,32 @@ std::vector<Counters::Loss> Counters::losses() const {
   return out;
 }
 
-uint64_t Counters::lost() const {
+namespace {
+
+// The totals of a set of rows: each renderer builds the rows once.
+uint64_t sum_count(const std::vector<Counters::Loss>& rows) {
   uint64_t n = 0;
-  for (const auto& l : losses()) n += l.count;
+  for (const auto& l : rows) n += l.count;
   return n;
 }
 
-uint64_t Counters::lost_bytes() const {
+uint64_t sum_bytes(const std::vector<Counters::Loss>& rows) {
   uint64_t n = 0;
-  for (const auto& l : losses()) n += l.bytes;
+  for (const auto& l : rows) n += l.bytes;
   return n;
 }
+
+}  // namespace
+
+uint64_t Counters::lost() const { return sum_count(losses()); }
+
+uint64_t Counters::lost_bytes() const { return sum_bytes(losses()); }
 
 std::vector<std::string> summary_loss_lines(const Counters& c) {
+  const auto rows = c.losses();
   std::vector<std::string> lines;
-  lines.push_back(fmt::format("losses: {} ({} bytes known lost)", c.lost(), c.lost_bytes()));
-  for (const auto& l : c.losses()) {
+  lines.push_back(fmt::format("losses: {} ({} bytes known lost)", sum_count(rows), sum_bytes(rows)));
+  for (const auto& l : rows) {
     if (!l.output.empty()) continue;  // each output has its own summary line
     lines.push_back(l.has_bytes ? fmt::format("  {}: {} {} ({} bytes)", l.text, l.count, l.unit, l.bytes)
                                 : fmt::format("  {}: {} {}", l.text, l.count, l.unit));
@@ -74,14 +84,15 @@ std::vector<std::string> summary_loss_lines(const Counters& c) {
 }
 
 std::string stats_line(const Counters& now, const Counters& prev, double interval_s) {
+  const auto rows = now.losses();
   std::string causes;
-  for (const auto& l : now.losses()) {
+  for (const auto& l : rows) {
     if (l.count == 0) continue;
     causes += fmt::format("{}{} {}", causes.empty() ? "" : ", ", l.output.empty() ? l.cause : l.text, l.count);
   }
   return fmt::format("stats: events {} (+{:.0f}/s), bytes {}, lost {} ({} bytes){}", now.events,
-                     static_cast<double>(now.events - prev.events) / interval_s, now.payload_bytes, now.lost(),
-                     now.lost_bytes(), causes.empty() ? "" : ": " + causes);
+                     static_cast<double>(now.events - prev.events) / interval_s, now.payload_bytes, sum_count(rows),
+                     sum_bytes(rows), causes.empty() ? "" : ": " + causes);
 }
 
 void metrics_losses(PrometheusText& p, const Counters& c) {
@@ -101,16 +112,17 @@ void metrics_losses(PrometheusText& p, const Counters& c) {
 }
 
 std::string losses_json(const Counters& c) {
+  const auto rows = c.losses();
   std::string by_cause, by_output;
-  for (const auto& l : c.losses()) {
+  for (const auto& l : rows) {
     if (l.output.empty()) {
       by_cause += fmt::format(R"({}"{}":{})", by_cause.empty() ? "" : ",", l.cause, l.count);
     } else {
       by_output += fmt::format(R"({}"{}":{})", by_output.empty() ? "" : ",", json_escape(l.output), l.count);
     }
   }
-  return fmt::format(R"("lost_records":{},"lost_bytes":{},"lost_by_cause":{{{}{}"output":{{{}}}}})", c.lost(),
-                     c.lost_bytes(), by_cause, by_cause.empty() ? "" : ",", by_output);
+  return fmt::format(R"("lost_records":{},"lost_bytes":{},"lost_by_cause":{{{}{}"output":{{{}}}}})",
+                     sum_count(rows), sum_bytes(rows), by_cause, by_cause.empty() ? "" : ",", by_output);
 }
 
 }  // namespace clearcap

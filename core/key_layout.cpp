@@ -176,12 +176,23 @@ size_t read_self(uint64_t addr, uint8_t* out, size_t len) {
   return done;
 }
 
+// A pointer at addr; 0 when it cannot be read (or is null).
+uint64_t read_ptr(uint64_t addr) {
+  uint64_t v = 0;
+  return read_self(addr, reinterpret_cast<uint8_t*>(&v), 8) == 8 ? v : 0;
+}
+
+int32_t read_i32(uint64_t addr, bool* ok) {
+  int32_t v = 0;
+  *ok = read_self(addr, reinterpret_cast<uint8_t*>(&v), 4) == 4;
+  return v;
+}
+
 std::optional<Bytes> read_path(uint64_t ssl, const cc_key_path& p) {
   uint64_t addr = ssl;
   for (int i = 0; i < p.depth; ++i) {
-    uint64_t next = 0;
-    if (read_self(addr + p.off[i], reinterpret_cast<uint8_t*>(&next), 8) != 8 || !next) return std::nullopt;
-    addr = next;
+    addr = read_ptr(addr + p.off[i]);
+    if (!addr) return std::nullopt;
   }
   Bytes b(p.len);
   if (read_self(addr + p.off[p.depth], b.data(), b.size()) != b.size()) return std::nullopt;
@@ -386,17 +397,6 @@ struct Probe {
 
 constexpr int32_t kBioTypeSocket = 5 | 0x0400 | 0x0100;  // BIO_TYPE_SOCKET, OpenSSL 1.1+/3.x and BoringSSL
 
-int32_t read_i32(uint64_t addr, bool* ok) {
-  int32_t v = 0;
-  *ok = read_self(addr, reinterpret_cast<uint8_t*>(&v), 4) == 4;
-  return v;
-}
-
-uint64_t read_ptr(uint64_t addr) {
-  uint64_t v = 0;
-  return read_self(addr, reinterpret_cast<uint8_t*>(&v), 8) == 8 ? v : 0;
-}
-
 // What fd_from_ssl() in bpf/tls.bpf.c computes, here in the probe: the fd,
 // or -1 when the BIO is not a socket BIO, or -2 when a read fails.
 int64_t fd_by_layout(uint64_t ssl, const cc_fd_layout& l) {
@@ -584,6 +584,15 @@ bool read_reply(int fd, ChildReply& reply, std::chrono::steady_clock::time_point
   return true;
 }
 
+// The result one reply stands for: the layout, the child's reason, or why
+// the reply never came.
+template <typename T, typename Layout>
+Result<T> answer(bool got, const ChildReply& reply, const Layout& layout, const std::string& lost) {
+  if (!got) return make_error(lost, EIO);
+  if (!reply.ok) return make_error(reply.text, reply.err ? reply.err : EIO);
+  return T{layout, reply.text};
+}
+
 }  // namespace
 
 LibraryLayouts learn_library_layouts(const std::string& path, bool keys, int timeout_ms) {
@@ -647,14 +656,8 @@ LibraryLayouts learn_library_layouts(const std::string& path, bool keys, int tim
                ? fmt::format("the layout probe crashed (signal {}) while running handshakes with it", WTERMSIG(status))
                : fmt::format("the layout probe gave no answer within {} ms", timeout_ms);
   }
-  if (!got_fd) out.fd = make_error(lost, EIO);
-  else if (!fd_reply.ok) out.fd = make_error(fd_reply.text, fd_reply.err ? fd_reply.err : EIO);
-  else out.fd = FdLayoutResult{fd_reply.fd, fd_reply.text};
-  if (keys) {
-    if (!got_keys) out.keys = make_error(lost, EIO);
-    else if (!key_reply.ok) out.keys = make_error(key_reply.text, key_reply.err ? key_reply.err : EIO);
-    else out.keys = KeyLayoutResult{key_reply.keys, key_reply.text};
-  }
+  out.fd = answer<FdLayoutResult>(got_fd, fd_reply, fd_reply.fd, lost);
+  if (keys) out.keys = answer<KeyLayoutResult>(got_keys, key_reply, key_reply.keys, lost);
   return out;
 }
 

@@ -73,53 +73,24 @@ Result<void> RingReader::open() {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return make_error(fmt::format("epoll_create1: {}", std::strerror(errno)), errno);
+  // Readable fds wake the reader; the tag says which (a ring's index, or the kick).
+  auto watch = [this](int fd, uint32_t tag, const char* what) -> Result<void> {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = tag;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0)
+      return make_error(fmt::format("epoll_ctl on {}: {}", what, std::strerror(errno)), errno);
+    return {};
+  };
   kick_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (kick_fd_ < 0) return make_error(fmt::format("eventfd: {}", std::strerror(errno)), errno);
-  epoll_event kev{};
-  kev.events = EPOLLIN;
-  kev.data.u32 = kKickTag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, kick_fd_, &kev) < 0)
-    return make_error(fmt::format("epoll_ctl on an eventfd: {}", std::strerror(errno)), errno);
+  if (auto w = watch(kick_fd_, kKickTag, "an eventfd"); !w) return w;
   for (size_t i = 0; i < ring_fds_.size(); ++i) {
     auto r = std::make_unique<Ring>();
     r->fd = ring_fds_[i];
     r->mask = ring_bytes_ - 1;
-    if (opts_.perf) {
-      r->perf_len = page + ring_bytes_;
-      void* m = mmap(nullptr, r->perf_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-      if (m == MAP_FAILED)
-        return make_error(fmt::format("mmap of a perf event ring: {}", std::strerror(errno)), errno);
-      r->perf_meta = static_cast<perf_event_mmap_page*>(m);
-      r->data = static_cast<const uint8_t*>(m) + page;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u32 = static_cast<uint32_t>(i);
-      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r->fd, &ev) < 0)
-        return make_error(fmt::format("epoll_ctl on a perf event ring: {}", std::strerror(errno)), errno);
-      rings_.push_back(std::move(r));
-      continue;
-    }
-    r->consumer_map = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-    if (r->consumer_map == MAP_FAILED) {
-      r->consumer_map = nullptr;
-      return make_error(fmt::format("mmap of a BPF ring (consumer page): {}", std::strerror(errno)), errno);
-    }
-    // The data area is mapped twice in a row so that a record that wraps
-    // around the end can be read contiguously.
-    r->producer_len = page + 2 * static_cast<size_t>(ring_bytes_);
-    r->producer_map = mmap(nullptr, r->producer_len, PROT_READ, MAP_SHARED, r->fd, static_cast<off_t>(page));
-    if (r->producer_map == MAP_FAILED) {
-      r->producer_map = nullptr;
-      return make_error(fmt::format("mmap of a BPF ring (data): {}", std::strerror(errno)), errno);
-    }
-    r->consumer_pos = static_cast<uint64_t*>(r->consumer_map);
-    r->producer_pos = static_cast<const uint64_t*>(r->producer_map);
-    r->data = static_cast<const uint8_t*>(r->producer_map) + page;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u32 = static_cast<uint32_t>(i);
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, r->fd, &ev) < 0)
-      return make_error(fmt::format("epoll_ctl on a BPF ring: {}", std::strerror(errno)), errno);
+    if (auto mapped = opts_.perf ? map_perf_ring(*r, page) : map_bpf_ring(*r, page); !mapped) return mapped;
+    if (auto w = watch(r->fd, static_cast<uint32_t>(i), opts_.perf ? "a perf event ring" : "a BPF ring"); !w) return w;
     rings_.push_back(std::move(r));
   }
   if (opts_.perf) wrap_.resize(ring_bytes_);
@@ -127,6 +98,35 @@ Result<void> RingReader::open() {
     pool_.push_back(std::make_unique<Batch>(opts_.batch_bytes));
     free_.enqueue(pool_.back().get());
   }
+  return {};
+}
+
+Result<void> RingReader::map_bpf_ring(Ring& r, size_t page) {
+  r.consumer_map = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+  if (r.consumer_map == MAP_FAILED) {
+    r.consumer_map = nullptr;
+    return make_error(fmt::format("mmap of a BPF ring (consumer page): {}", std::strerror(errno)), errno);
+  }
+  // The data area is mapped twice in a row so that a record that wraps
+  // around the end can be read contiguously.
+  r.producer_len = page + 2 * static_cast<size_t>(ring_bytes_);
+  r.producer_map = mmap(nullptr, r.producer_len, PROT_READ, MAP_SHARED, r.fd, static_cast<off_t>(page));
+  if (r.producer_map == MAP_FAILED) {
+    r.producer_map = nullptr;
+    return make_error(fmt::format("mmap of a BPF ring (data): {}", std::strerror(errno)), errno);
+  }
+  r.consumer_pos = static_cast<uint64_t*>(r.consumer_map);
+  r.producer_pos = static_cast<const uint64_t*>(r.producer_map);
+  r.data = static_cast<const uint8_t*>(r.producer_map) + page;
+  return {};
+}
+
+Result<void> RingReader::map_perf_ring(Ring& r, size_t page) {
+  r.perf_len = page + ring_bytes_;
+  void* m = mmap(nullptr, r.perf_len, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+  if (m == MAP_FAILED) return make_error(fmt::format("mmap of a perf event ring: {}", std::strerror(errno)), errno);
+  r.perf_meta = static_cast<perf_event_mmap_page*>(m);
+  r.data = static_cast<const uint8_t*>(m) + page;
   return {};
 }
 
@@ -197,13 +197,13 @@ bool RingReader::take(const uint8_t* rec, uint32_t rec_len) {
 // drops in the kernel: bpf_perf_event_output fails and the program counts
 // it (ringbuf_full), so the kernel's PERF_RECORD_LOST is not counted again.
 bool RingReader::consume_perf(Ring& r) {
-  const uint64_t size = ring_bytes_;
+  const uint64_t size = r.mask + 1;
   uint64_t head = __atomic_load_n(&r.perf_meta->data_head, __ATOMIC_ACQUIRE);
   uint64_t tail = r.perf_meta->data_tail;
   uint64_t n_records = 0, n_bytes = 0;
   bool ok = true;
   while (tail < head) {
-    const uint64_t off = tail & (size - 1);
+    const uint64_t off = tail & r.mask;
     perf_event_header ph;
     // The 8-byte header never wraps (records are 8-byte aligned, the ring a
     // power of two); the body may.
@@ -300,7 +300,6 @@ void RingReader::run() {
     for (auto& r : rings_) stalled |= !consume(*r);
     const bool handed = current_ && !current_->empty();
     hand_over();
-    if (at_busy_) busy_stops_.fetch_add(1, std::memory_order_relaxed);
     // Every ring was drained: what was committed before tick_start is handed
     // over. A record stamped just before tick_start may still be between its
     // timestamp and its commit; kInFlightNs covers that window.

@@ -55,8 +55,6 @@ class RingReader : public BatchSource {
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t stalls() const { return stalls_.load(std::memory_order_relaxed); }
   uint64_t oversize() const { return oversize_.load(std::memory_order_relaxed); }
-  // Ticks that found a record reserved but not yet committed (no watermark then).
-  uint64_t busy_stops() const { return busy_stops_.load(std::memory_order_relaxed); }
   // An error that ended the thread early (empty when none).
   std::string error() const;
 
@@ -67,6 +65,10 @@ class RingReader : public BatchSource {
   // when it stopped for want of a batch.
   bool consume(Ring& r);
   bool consume_perf(Ring& r);
+  // Maps a BPF ring's consumer page and, twice in a row, its data.
+  Result<void> map_bpf_ring(Ring& r, size_t page);
+  // Maps a perf ring's meta page and data once (records that wrap are copied).
+  Result<void> map_perf_ring(Ring& r, size_t page);
   // Appends one record to the current batch (or a fresh one); false when
   // no batch is free (the record stays in its ring).
   bool take(const uint8_t* rec, uint32_t len);
@@ -95,7 +97,7 @@ class RingReader : public BatchSource {
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> watermark_{0};
-  std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0}, busy_stops_{0};
+  std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0};
   bool at_busy_ = false;  // reader thread: a ring of this tick stopped at an uncommitted record
   std::string error_;
   std::atomic<bool> has_error_{false};

@@ -180,6 +180,10 @@ struct cc_packet_event {
 	                           * cc_data_event: the processor merges by it */
 };
 
+/* Slots of per-library layouts (fd_layouts, key_layouts; index = the
+ * uprobe's bpf cookie). The last slot stays empty: "no layout". */
+#define CC_MAX_LAYOUTS 256u
+
 /*
  * Where a library keeps a connection's socket fd (ARRAY "fd_layouts", index
  * = the uprobe's bpf cookie), learned at start-up like the key layout
@@ -192,10 +196,6 @@ struct cc_packet_event {
  * valid 0: unknown; the fd then comes from the syscall tracepoints.
  * Not a record: changing it needs no new record type.
  */
-/* Slots of per-library layouts (fd_layouts, key_layouts; index = the
- * uprobe's bpf cookie). The last slot stays empty: "no layout". */
-#define CC_MAX_LAYOUTS 256u
-
 struct cc_fd_layout {
 	__u32 valid;      /* 1: the offsets below hold */
 	__u32 rbio_off;   /* SSL object -> read BIO pointer */

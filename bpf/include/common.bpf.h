@@ -70,9 +70,8 @@ const volatile __u64 wakeup_bytes = 0;
 /*
  * The current task's identity, read straight from its task_struct through
  * the BTF-typed pointer (plain loads, CO-RE relocated). Same values as the
- * bpf_get_current_{uid_gid,cgroup_id,comm} helpers, but a helper call costs
- * ~50-70 ns of program time each on the project's VMs (measured with
- * bench/probe_cost), a load a few.
+ * bpf_get_current_{uid_gid,cgroup_id,comm} helpers, without a helper call
+ * each (the program time of bench/probe_cost dropped when they went).
  */
 static __always_inline struct task_struct *cc_task(void)
 {
@@ -113,25 +112,26 @@ struct cc_filter_cache {
 	__u32 pid_out;    /* 1: the pid filter excludes this thread's process */
 };
 
-static __always_inline bool cc_filtered_c(struct task_struct *t, struct cc_filter_cache *cache)
+static __always_inline bool cc_filtered_task(struct task_struct *t, struct cc_filter_cache *cache)
 {
 	__u32 zero = 0;
 	struct cc_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
 	if (!cfg || !cfg->flags)
 		return false;
 	if (cfg->flags & CC_FILTER_PID) {
-		__u32 tgid = t->tgid;
-		if (!cache) {
-			if (!bpf_map_lookup_elem(&pid_filter, &tgid))
-				return true;
+		bool out;
+		if (cache && cache->generation == cfg->generation) {
+			out = cache->pid_out;
 		} else {
-			if (cache->generation != cfg->generation) {
-				cache->pid_out = !bpf_map_lookup_elem(&pid_filter, &tgid);
+			__u32 tgid = t->tgid;
+			out = !bpf_map_lookup_elem(&pid_filter, &tgid);
+			if (cache) {
+				cache->pid_out = out;
 				cache->generation = cfg->generation;
 			}
-			if (cache->pid_out)
-				return true;
 		}
+		if (out)
+			return true;
 	}
 	if ((cfg->flags & CC_FILTER_UID) && cc_task_uid(t) != cfg->uid)
 		return true;
@@ -143,7 +143,23 @@ static __always_inline bool cc_filtered_c(struct task_struct *t, struct cc_filte
 /* Filter verdict for the current task, without a cache. */
 static __always_inline bool cc_filtered_now(void)
 {
-	return cc_filtered_c(cc_task(), NULL);
+	return cc_filtered_task(cc_task(), NULL);
+}
+
+/* Takes a per-CPU scratch owner count (scratch_busy, pkt_scratch_busy: why
+ * they exist is said there). False: in use, the caller drops and counts;
+ * true: give it back with cc_release(). */
+static __always_inline bool cc_claim(__u32 *busy)
+{
+	if (__sync_fetch_and_add(busy, 1) == 0)
+		return true;
+	__sync_fetch_and_add(busy, -1);
+	return false;
+}
+
+static __always_inline void cc_release(__u32 *busy)
+{
+	__sync_fetch_and_add(busy, -1);
 }
 
 static __always_inline void *cc_current_ring(void)
@@ -176,9 +192,9 @@ struct {
 } wake_pending SEC(".maps");
 
 /* Flags for a record of `bytes` about to be written: wake the reader only
- * once wakeup_bytes wait. Asking the ring is a helper call (~50 ns here), so
- * it is asked only after every wakeup_bytes/8 written on this CPU: the
- * reader then wakes at most that much past the threshold. */
+ * once wakeup_bytes wait. Asking the ring is a helper call, so it is asked
+ * only after every wakeup_bytes/8 written on this CPU: the reader then wakes
+ * at most that much past the threshold. */
 static __always_inline __u64 cc_wake_flags(void *ring, __u64 bytes)
 {
 	if (wakeup_bytes == 0)

@@ -133,6 +133,18 @@ def node_bin() -> str:
     return os.environ.get("CLEARCAP_TEST_NODE") or shutil.which("node") or "/usr/bin/node"
 
 
+def run_node_client(tc, port: int, path: str, token: str) -> tuple[int, dict]:
+    """tests/testprogs/node_tls_client.js GETs path from 127.0.0.1:port over
+    node's own (static) OpenSSL; returns its pid and its JSON result line."""
+    node = node_bin()
+    if not os.path.exists(node):
+        tc.fail(f"node not found ({node}); install nodejs")
+    proc = start_process(tc, [node, str(TESTPROGS / "node_tls_client.js"), str(port), path, token],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = finish(proc, what="node client")
+    return proc.pid, json.loads(out.decode().splitlines()[-1])
+
+
 def new_token() -> str:
     """A unique token for one test."""
     return uuid.uuid4().hex

@@ -120,11 +120,7 @@ class FdPathTest(unittest.TestCase):
             with h.Clearcap(["--debug", "--syscall-fd", "needed", "--libssl", node]) as cap:
                 self.assertRegex(cap.stderr, r"fd of \S*node\S*: from syscalls")
                 self.assertIn("syscall tracepoints: attached", cap.stderr)
-                proc = h.start_process(
-                    self, [node, str(h.TESTPROGS / "node_tls_client.js"), str(ngx.port), f"/{token}", token],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                h.finish(proc, what="node client")
-                pid = proc.pid
+                pid, _ = h.run_node_client(self, ngx.port, f"/{token}", token)
                 cap.wait_for(lambda evs: h.matching(evs, req, pid=pid, direction="write"),
                              what="node's write of the request")
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])

@@ -1,8 +1,6 @@
 """node (OpenSSL linked statically into /usr/bin/node) via --libssl /usr/bin/node."""
 
-import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -23,15 +21,10 @@ class NodeClientTest(unittest.TestCase):
         req = f"GET {path} HTTP/1.1\r\n"
         with h.Nginx() as ngx:
             with h.Clearcap(["--libssl", node]) as cap:
-                proc = h.start_process(
-                    self, [node, str(h.TESTPROGS / "node_tls_client.js"), str(ngx.port), path, token],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                out, _ = h.finish(proc, what="node client")
-                res = json.loads(out.decode().splitlines()[-1])
-                self.assertEqual(res["pid"], proc.pid)
+                pid, res = h.run_node_client(self, ngx.port, path, token)
+                self.assertEqual(res["pid"], pid)
                 self.assertEqual(res["status"], 200, res)
                 self.assertEqual(res["body"], h.RESPONSE_MARKER + "\n")
-                pid = proc.pid
                 cap.wait_for(lambda evs: h.matching(evs, req, pid=pid, direction="write"),
                              what="node write event with the token")
                 cap.wait_for(lambda evs: h.matching(evs, h.RESPONSE_MARKER, pid=pid, direction="read"),

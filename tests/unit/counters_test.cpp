@@ -53,7 +53,9 @@ TEST(Counters, EveryBpfLossCounterHasARow) {
   std::set<int> covered;
   for (const auto& k : kernel_loss_causes()) {
     EXPECT_TRUE(covered.insert(k.records).second) << k.name;
-    if (k.bytes >= 0) EXPECT_TRUE(covered.insert(k.bytes).second) << k.name;
+    if (k.bytes >= 0) {
+      EXPECT_TRUE(covered.insert(k.bytes).second) << k.name;
+    }
   }
   for (int i = 0; i < CC_STAT__COUNT; ++i) {
     if (not_losses.count(i)) continue;

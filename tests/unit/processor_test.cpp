@@ -140,9 +140,7 @@ TEST(Processor, HoldsRecentRecordsWhileAnotherSourceIsSilent) {
   Processor p({&a, &b}, sink, opts, &wake);
   p.start();
   // Wait (with a deadline) for the old record; the future one must not follow.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (p.events() < 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  wait_until([&] { return p.events() >= 1; });
   EXPECT_EQ(p.events(), 1u);
   // b sends something older than the held record: it must come out first.
   b.add(record(now + 1'000, 2, 0, "b"));
@@ -169,18 +167,14 @@ TEST(Processor, IdleSourceWatermarkReleasesWithoutWaitingTheWindow) {
   moodycamel::spsc_sema::LightweightSemaphore wake;
   Processor p({&busy, &idle}, sink, {}, &wake);
   p.start();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (p.events() < 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  wait_until([&] { return p.events() >= 1; });
   EXPECT_EQ(p.events(), 1u) << "the record under the watermark must be released at once";
   // Give it a chance to (wrongly) release the second one.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(p.events(), 1u) << "a record above every idle source's watermark must be held";
   idle.set_watermark(now + 62'000'000'000ull);
   wake.signal();
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (p.events() < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  wait_until([&] { return p.events() >= 2; });
   EXPECT_EQ(p.events(), 2u);
   busy.finish();
   idle.finish();

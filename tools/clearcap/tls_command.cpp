@@ -101,18 +101,10 @@ uint32_t round_up_pow2(uint32_t v) {
 uint32_t ring_pages_for_machine() {
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const int ncpu = std::max(1, libbpf_num_possible_cpus());
+  // The clamp leaves 8 MiB (one CPU) or 4 MiB: both powers of two, as are
+  // page sizes, so the page count is one too.
   const uint64_t per = std::clamp<uint64_t>((8ull << 20) / static_cast<uint64_t>(ncpu), 4ull << 20, 8ull << 20);
-  uint32_t pages = static_cast<uint32_t>(per / page);
-  // Round down to a power of two (the budget is a ceiling).
-  uint32_t p = 1;
-  while (p * 2 <= pages) p <<= 1;
-  return p;
-}
-
-// SinkStats (sinks/) as the engine's output counters.
-void add_outputs(std::vector<OutputCounters>& out, const std::vector<SinkStats>& stats) {
-  for (const auto& s : stats)
-    out.push_back(OutputCounters{s.name, s.write_errors, s.dropped_events, s.dropped_bytes, s.last_errno});
+  return static_cast<uint32_t>(per / page);
 }
 
 Counters collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
@@ -134,7 +126,9 @@ Counters collect(TlsCapture& cap, const Processor& processor, const std::vector<
   if (sink) sink->collect_stats(stats);  // capture file or key log
   outputs.collect_stats(stats);
   if (g_ecq_stats) g_ecq_stats->collect_stats(stats);
-  add_outputs(t.outputs, stats);
+  // SinkStats (sinks/) as the engine's output counters.
+  for (const auto& s : stats)
+    t.outputs.push_back(OutputCounters{s.name, s.write_errors, s.dropped_events, s.dropped_bytes, s.last_errno});
   return t;
 }
 
