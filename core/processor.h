@@ -28,7 +28,7 @@
 #include "core/boot_clock.h"
 #include "core/batch_source.h"
 #include "core/stream_tracker.h"
-#include "sinks/event_sink.h"
+#include "core/event_sink.h"
 
 namespace clearcap {
 

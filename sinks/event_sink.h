@@ -1,21 +1,15 @@
-// Sinks receive decoded events from the processor thread.
-// Thread: every method is called from the processor thread only.
+// Encoders: how the outputs turn one event into bytes. The consumer
+// interface (EventSink, SinkStats, FormatOptions) is the engine's, in
+// core/event_sink.h.
+// Thread: an encoder belongs to one thread (the processor's or an output's
+// writer).
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <string>
-#include <vector>
 
-#include "core/event.h"
+#include "core/event_sink.h"
 
 namespace clearcap {
-
-// How payloads are rendered (shared by all encoders).
-struct FormatOptions {
-  bool hex = false;       // text: hex dump every payload (default: text when printable)
-  size_t truncate = 0;    // 0 = whole payload; else at most this many bytes, marked truncated
-};
 
 // Turns one event into bytes appended to `out`. Implementations keep no
 // per-event heap allocation once `out` has grown to its working size.
@@ -26,31 +20,6 @@ class Encoder {
   // New rendering options, applied from the next event on (set at run time
   // through the configuration API).
   virtual void set_options(const FormatOptions& opts) = 0;
-};
-
-// Loss and error counters of one output, for the summary and --stats.
-struct SinkStats {
-  std::string name;             // "stdout", a path, a URL
-  uint64_t write_errors = 0;    // failed writes
-  uint64_t dropped_bytes = 0;   // encoded bytes that could not be delivered
-  uint64_t dropped_events = 0;  // whole events not delivered (slow or absent peer)
-  int last_errno = 0;           // of the last failure, 0 if none
-};
-
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  virtual void write(const Event& ev) = 0;
-  // Push buffered bytes to the destination (called when the pipeline is idle
-  // and at shutdown).
-  virtual void flush() = 0;
-  // New rendering options (truncate, hex) from the next event on. The
-  // processor calls it between events when they were changed at run time.
-  // Sinks that render nothing themselves (tests, counters) keep the default.
-  virtual void set_format(const FormatOptions& /*opts*/) {}
-  // Any thread (counters are read while the processor writes): appends one
-  // entry per destination behind this sink.
-  virtual void collect_stats(std::vector<SinkStats>& out) const = 0;
 };
 
 }  // namespace clearcap

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "core/tls13_kdf.h"
+#include "proto/tls13_kdf.h"
 
 namespace clearcap {
 

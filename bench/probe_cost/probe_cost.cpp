@@ -59,7 +59,7 @@
 #include "core/processor.h"
 #include "core/prog_stats.h"
 #include "core/ring_reader.h"
-#include "core/tls_capture.h"
+#include "modules/tls/tls_capture.h"
 #include "sinks/json_encoder.h"
 #include "skel/probe_floor_skeleton.h"
 

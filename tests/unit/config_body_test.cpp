@@ -1,10 +1,10 @@
 // The configuration API's body parser: strict JSON (code 4), typed fields
 // (code 5 naming the field), nothing applied from an invalid body.
-#include "core/config_body.h"
+#include "control/config_body.h"
 
 #include <gtest/gtest.h>
 
-#include "core/api_server.h"
+#include "control/api_server.h"
 
 namespace clearcap {
 namespace {

@@ -1,7 +1,7 @@
 // The layout probe against the system's real libssl (no root needed: it
 // forks, dlopens the library and runs handshakes): where the socket fd and
 // the secrets live, and clear reasons when a file cannot be probed.
-#include "core/key_layout.h"
+#include "modules/tls/key_layout.h"
 
 #include <unistd.h>
 

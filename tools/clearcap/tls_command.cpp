@@ -18,14 +18,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "core/api_server.h"
+#include "control/api_server.h"
 #include "core/boot_clock.h"
 #include "core/counters.h"
 #include "core/privileges.h"
 #include "core/processor.h"
 #include "core/prometheus_text.h"
 #include "core/ring_reader.h"
-#include "core/tls_capture.h"
+#include "modules/tls/tls_capture.h"
 #include "sinks/capture_writer.h"
 #include "sinks/keylog.h"
 #include "sinks/ecaptureq_convert.h"
@@ -33,7 +33,7 @@
 #include "sinks/pcap_sink.h"
 #include "sinks/pcapng_blocks.h"
 #include "tools/clearcap/outputs.h"
-#include "tools/clearcap/remote_control.h"
+#include "control/remote_control.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -354,7 +354,7 @@ int run_tls_command(const TlsCommandOptions& o) {
 
   if (pcap_mode) {
     for (const auto& n : cap.key_notes())
-      if (o.debug || n.rfind("keys cannot", 0) == 0) log("{}", n);
+      if (o.debug || n.severity == Note::Severity::kWarning) log("{}", n.text);
     if (cap.key_targets() == 0)
       console("no hooked library gives TLS keys (see above): packets are captured, but Wireshark will not decrypt them");
     // On lo every packet passes egress and then ingress: once is enough.
@@ -368,7 +368,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     // Why a library gives no keys is always shown: silence would look like
     // a capture with no handshakes.
     for (const auto& n : cap.key_notes())
-      if (o.debug || n.rfind("keys cannot", 0) == 0) console("{}", n);
+      if (o.debug || n.severity == Note::Severity::kWarning) console("{}", n.text);
     if (cap.key_targets() == 0) {
       console("no hooked library gives TLS keys (see above); nothing to capture in -m keylog");
       return 1;

@@ -1,4 +1,4 @@
-#include "core/tls_targets.h"
+#include "modules/tls/tls_targets.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "core/config_body.h"
+#include "control/config_body.h"
 
 #include <algorithm>
 #include <set>

@@ -1,4 +1,4 @@
-#include "core/tls13_kdf.h"
+#include "proto/tls13_kdf.h"
 
 #include <cstring>
 

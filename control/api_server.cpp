@@ -1,4 +1,4 @@
-#include "core/api_server.h"
+#include "control/api_server.h"
 
 #include "core/json_text.h"
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "core/api_server.h"
-#include "core/config_body.h"
+#include "control/api_server.h"
+#include "control/config_body.h"
 
 namespace clearcap {
 

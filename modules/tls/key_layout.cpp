@@ -1,4 +1,4 @@
-#include "core/key_layout.h"
+#include "modules/tls/key_layout.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -20,8 +20,8 @@
 
 #include <fmt/format.h>
 
-#include "core/key_probe_cert.inc"
-#include "core/tls13_kdf.h"
+#include "modules/tls/key_probe_cert.inc"
+#include "proto/tls13_kdf.h"
 
 namespace clearcap {
 

@@ -1,4 +1,4 @@
-#include "core/tls_capture.h"
+#include "modules/tls/tls_capture.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
-#include "core/key_layout.h"
+#include "modules/tls/key_layout.h"
 #include "core/tracefs.h"
 #include "tls.skel.h"
 
@@ -77,8 +77,8 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
     fd_notes_.push_back(fmt::format("fd of {}: from syscalls (more than {} library files hooked)", t.display,
                                     kNoLayoutSlot));
     if (keys_)
-      key_notes_.push_back(
-          fmt::format("keys cannot be captured for {}: more than {} libraries hooked", t.display, kNoLayoutSlot));
+      key_notes_.push_back({Note::Severity::kWarning,
+          fmt::format("keys cannot be captured for {}: more than {} libraries hooked", t.display, kNoLayoutSlot)});
     slots_.emplace(key, slot);
     return slot;
   }
@@ -97,16 +97,18 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
   }
   if (keys_) {
     if (!want_keys) {
-      key_notes_.push_back(fmt::format("keys cannot be captured for {}: it has no SSL_do_handshake", t.display));
+      key_notes_.push_back({Note::Severity::kWarning,
+          fmt::format("keys cannot be captured for {}: it has no SSL_do_handshake", t.display)});
     } else if (!learned.keys) {
-      key_notes_.push_back(fmt::format("keys cannot be captured for {}: {}", t.display, learned.keys.error().message));
+      key_notes_.push_back({Note::Severity::kWarning,
+          fmt::format("keys cannot be captured for {}: {}", t.display, learned.keys.error().message)});
     } else {
       if (bpf_map_update_elem(bpf_map__fd(skel_->raw()->maps.key_layouts), &slot.index, &learned.keys->layout,
                               BPF_ANY)) {
         int err = errno;
         return make_error(fmt::format("cannot store the key layout of {}: {}", t.display, std::strerror(err)), err);
       }
-      key_notes_.push_back(fmt::format("keys of {}: {}", t.display, learned.keys->summary));
+      key_notes_.push_back({Note::Severity::kDebug, fmt::format("keys of {}: {}", t.display, learned.keys->summary)});
       ++key_targets_;
     }
   }

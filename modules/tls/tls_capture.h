@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "core/result.h"
-#include "core/tls_targets.h"
+#include "modules/tls/tls_targets.h"
 #include "skel/tls_skeleton.h"
 
 struct bpf_link;
@@ -66,8 +66,9 @@ class TlsCapture {
   const std::vector<std::string>& notes() const { return notes_; }
   size_t uprobes() const { return uprobes_; }
   // With Options::keys: one line per target whose keys can be captured
-  // (with where they live) and one per target whose cannot (with why).
-  const std::vector<std::string>& key_notes() const { return key_notes_; }
+  // (with where they live; debug) and one per target whose cannot (with
+  // why; a warning).
+  const std::vector<Note>& key_notes() const { return key_notes_; }
   size_t key_targets() const { return key_targets_; }
   // One line per library file: where its socket fd is read from (the
   // learned layout, or the syscall tracepoints and why), for --debug.
@@ -114,7 +115,7 @@ class TlsCapture {
   size_t uprobes_ = 0;
   bool keys_ = false;
   bool data_ = true;
-  std::vector<std::string> key_notes_;
+  std::vector<Note> key_notes_;
   size_t key_targets_ = 0;
   std::vector<std::string> fd_notes_;
   std::map<std::pair<uint64_t, uint64_t>, Slot> slots_;  // (st_dev, st_ino) -> slot

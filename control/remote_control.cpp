@@ -1,4 +1,4 @@
-#include "tools/clearcap/remote_control.h"
+#include "control/remote_control.h"
 
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -14,7 +14,7 @@
 #include "core/json_text.h"
 #include "core/processor.h"
 #include "core/prometheus_text.h"
-#include "core/tls_capture.h"
+#include "modules/tls/tls_capture.h"
 
 namespace clearcap {
 
