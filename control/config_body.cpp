@@ -4,6 +4,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <simdjson.h>
 
 namespace clearcap {
@@ -53,7 +54,8 @@ tl::expected<std::vector<uint64_t>, ApiError> get_uint_array(std::string_view fi
 
 }  // namespace
 
-tl::expected<TlsConfigPatch, ApiError> parse_tls_config_body(std::string_view body) {
+tl::expected<ConfigPatch, ApiError> parse_config_body(std::string_view body, std::string_view path_field,
+                                                      const std::vector<std::string>& modes) {
   simdjson::dom::parser parser;
   simdjson::padded_string padded(body);
   element doc;
@@ -63,7 +65,7 @@ tl::expected<TlsConfigPatch, ApiError> parse_tls_config_body(std::string_view bo
   if (!doc.is_object())
     return tl::unexpected(ApiError{ApiCode::kDecodeFailed, "the body must be one JSON object"});
 
-  TlsConfigPatch p;
+  ConfigPatch p;
   std::set<std::string_view> seen;
   std::set<uint64_t> pids, uids;
   bool pid_given = false, uid_given = false;
@@ -104,14 +106,16 @@ tl::expected<TlsConfigPatch, ApiError> parse_tls_config_body(std::string_view bo
       p.per_cpu_map_size = *n;
     } else if (key == "cgroup_path") {
       r = take_string(p.cgroup_path);
-    } else if (key == "opensslpath") {
-      r = take_string(p.libssl);
+    } else if (key == path_field) {
+      r = take_string(p.library);
     } else if (key == "capturemode" || key == "capture_mode") {
       if (p.mode) return invalid(key, "capturemode and capture_mode are the same setting: give one");
       r = take_string(p.mode);
-      if (r && !(*p.mode == "text" || *p.mode == "keylog" || *p.mode == "key" || *p.mode == "pcap" ||
-                 *p.mode == "pcapng"))
-        return invalid(key, fmt::format("'{}' is not a mode; use text, keylog or pcap", *p.mode));
+      if (r) {
+        const std::string m = *p.mode == "key" ? "keylog" : *p.mode == "pcapng" ? "pcap" : *p.mode;
+        if (std::find(modes.begin(), modes.end(), m) == modes.end())
+          return invalid(key, fmt::format("'{}' is not a mode of this module; use {}", *p.mode, fmt::join(modes, ", ")));
+      }
     } else if (key == "logger_addr") {
       r = take_string(p.logger_addr);
     } else if (key == "event_collector_addr") {

@@ -33,13 +33,13 @@ struct ApiError {
 
 // What a body asks for; a field left out of the body is std::nullopt (the
 // value in force is kept).
-struct TlsConfigPatch {
+struct ConfigPatch {
   std::optional<std::vector<int>> pids;  // pid and/or pids; empty = every process
   std::optional<uint32_t> uid;           // uid or uids; 0 = every user
   std::optional<std::string> cgroup_path;  // "" = every cgroup
   std::optional<bool> hex;
   std::optional<uint64_t> truncate;
-  std::optional<std::string> libssl;     // opensslpath; "" = automatic discovery
+  std::optional<std::string> library;    // the module's path field (opensslpath, gnutls, nspr); "" = automatic discovery
   std::optional<std::string> mode;       // capturemode / capture_mode
   std::optional<uint64_t> per_cpu_map_size;
   std::optional<std::string> logger_addr, event_collector_addr, ecapture_q;
@@ -48,7 +48,9 @@ struct TlsConfigPatch {
 };
 
 // Code 4 for anything that is not one JSON object; code 5 for a field of the
-// wrong type or out of range.
-tl::expected<TlsConfigPatch, ApiError> parse_tls_config_body(std::string_view body);
+// wrong type or out of range. `path_field` is the module's library field
+// (ModuleInfo::api_path_field); `modes` the module's capture modes.
+tl::expected<ConfigPatch, ApiError> parse_config_body(std::string_view body, std::string_view path_field = "opensslpath",
+                                                      const std::vector<std::string>& modes = {"text", "keylog", "pcap"});
 
 }  // namespace clearcap

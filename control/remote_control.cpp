@@ -14,32 +14,18 @@
 #include "core/json_text.h"
 #include "core/processor.h"
 #include "core/prometheus_text.h"
-#include "modules/tls/tls_capture.h"
+#include "core/capture_module.h"
+#include "core/ring_set.h"
+#include "modules/registry.h"
 
 namespace clearcap {
 
 namespace {
 
-constexpr std::string_view kModule = "tls";
-
-ApiReply reply(ApiCode code, std::string_view msg) {
+ApiReply reply_for(std::string_view module, ApiCode code, std::string_view msg) {
   static constexpr unsigned kStatus[] = {200, 400, 500, 404, 400, 400, 503};
   const int c = static_cast<int>(code);
-  return ApiReply{kStatus[c], "application/json", api_body(c, kModule, msg)};
-}
-
-bool is_tls_path(std::string_view p) { return p == "/tls" || p == "/openssl" || p == "/boringssl"; }
-
-// Other eCapture modules: their paths exist, but not in a tls capture.
-std::string_view other_module(std::string_view p) {
-  if (p == "/gotls" || p == "/tlsgo") return "gotls";
-  if (p == "/gnutls" || p == "/gnu") return "gnutls";
-  if (p == "/nss" || p == "/nspr") return "nss";
-  if (p == "/bash") return "bash";
-  if (p == "/zsh") return "zsh";
-  if (p == "/mysqld") return "mysqld";
-  if (p == "/postgres") return "postgres";
-  return {};
+  return ApiReply{kStatus[c], "application/json", api_body(c, module, msg)};
 }
 
 std::string json_string_or_null(const std::optional<std::string>& s) {
@@ -54,41 +40,69 @@ bool subset(const std::vector<int>& a, const std::vector<int>& b) {
 
 std::string json_escape_text(std::string_view s) { return json_escape(s); }
 
-TlsRemoteControl::TlsRemoteControl(TlsCapture& capture, Processor& processor, TlsLiveConfig initial, Hooks hooks)
-    : capture_(capture), processor_(processor), hooks_(std::move(hooks)), cfg_(std::move(initial)) {}
+RemoteControl::RemoteControl(const ModuleInfo& module, CaptureModule& capture, RingSet& rings, Processor& processor,
+                             LiveConfig initial, Hooks hooks)
+    : module_(module),
+      capture_(capture),
+      rings_(rings),
+      processor_(processor),
+      hooks_(std::move(hooks)),
+      cfg_(std::move(initial)) {}
 
-TlsLiveConfig TlsRemoteControl::config() const {
+bool RemoteControl::is_module_path(std::string_view p) const {
+  if (p.size() < 2 || p[0] != '/') return false;
+  p.remove_prefix(1);
+  if (p == module_.name) return true;
+  for (const auto& a : module_.aliases)
+    if (p == a) return true;
+  return false;
+}
+
+LiveConfig RemoteControl::config() const {
   std::lock_guard lock(state_mu_);
   return cfg_;
 }
 
-ApiReply TlsRemoteControl::handle(const ApiRequest& req) {
+ApiReply RemoteControl::handle(const ApiRequest& req) {
   std::string_view path = req.target;
   path = path.substr(0, path.find('?'));
   if (path.size() > 1 && path.ends_with('/')) path.remove_suffix(1);
   if (path == "/status" || path == "/metrics") {
     if (req.method != "GET" && req.method != "HEAD")
-      return reply(ApiCode::kInvalidRequest, fmt::format("{} is read-only: use GET", path));
+      return reply_for(module_.name, ApiCode::kInvalidRequest, fmt::format("{} is read-only: use GET", path));
     if (path == "/status") return status();
     return ApiReply{200, std::string(PrometheusText::kContentType), hooks_.metrics()};
   }
-  if (is_tls_path(path)) {
+  if (is_module_path(path)) {
     if (req.method != "POST")
-      return reply(ApiCode::kInvalidRequest,
+      return reply_for(module_.name, ApiCode::kInvalidRequest,
                    fmt::format("{} takes POST with a JSON body (see GET /status for the configuration in force)", path));
-    return post_tls(req.body);
+    return post_module(req.body);
   }
-  if (auto other = other_module(path); !other.empty())
-    return reply(ApiCode::kInvalidRequest,
-                 fmt::format("this clearcap runs the tls module; it cannot switch to {} at run time (restart it as "
-                             "`clearcap {}`); the tls capture keeps running unchanged",
-                             other, other));
-  return reply(ApiCode::kNotFound,
-               fmt::format("not found: {}; endpoints: POST /tls (/openssl, /boringssl), GET /status, GET /metrics",
-                           path));
+  // Another module's path: the module of a run is fixed.
+  std::string_view other;
+  if (path.size() > 1) {
+    std::string_view name = path.substr(1);
+    if (const ModuleInfo* m = find_module(name)) other = m->name;
+    for (std::string_view p : planned_modules())
+      if (p == name) other = p;
+  }
+  if (!other.empty())
+    return reply_for(module_.name, ApiCode::kInvalidRequest,
+                 fmt::format("this clearcap runs the {} module; it cannot switch to {} at run time (restart it as "
+                             "`clearcap {}`); the {} capture keeps running unchanged",
+                             module_.name, other, other, module_.name));
+  std::string paths = "/" + module_.name;
+  if (!module_.aliases.empty()) {
+    std::vector<std::string> al;
+    for (const auto& a : module_.aliases) al.push_back("/" + a);
+    paths += fmt::format(" ({})", fmt::join(al, ", "));
+  }
+  return reply_for(module_.name, ApiCode::kNotFound,
+               fmt::format("not found: {}; endpoints: POST {}, GET /status, GET /metrics", path, paths));
 }
 
-std::optional<ApiError> TlsRemoteControl::resolve(const TlsConfigPatch& p, TlsLiveConfig& next) const {
+std::optional<ApiError> RemoteControl::resolve(const ConfigPatch& p, LiveConfig& next) const {
   auto invalid = [](std::string_view field, std::string msg) {
     return ApiError{ApiCode::kValidationFailed, fmt::format("field '{}': {}", field, msg)};
   };
@@ -142,43 +156,43 @@ std::optional<ApiError> TlsRemoteControl::resolve(const TlsConfigPatch& p, TlsLi
   }
   if (p.hex) next.hex = *p.hex;
   if (p.truncate) next.truncate = *p.truncate;
-  if (p.libssl) {
-    if (p.libssl->empty()) {
-      next.libssl.reset();
+  if (p.library) {
+    if (p.library->empty()) {
+      next.library.reset();
     } else {
-      auto t = inspect_tls_target(*p.libssl);
-      if (!t) return invalid("opensslpath", t.error().message);
-      next.libssl = *p.libssl;
+      auto t = inspect_target(*module_.library, *p.library);
+      if (!t) return invalid(module_.api_path_field, t.error().message);
+      next.library = *p.library;
     }
   }
   return std::nullopt;
 }
 
-ApiReply TlsRemoteControl::post_tls(const std::string& body) {
-  auto patch = parse_tls_config_body(body);
-  if (!patch) return reply(patch.error().code, patch.error().message);
+ApiReply RemoteControl::post_module(const std::string& body) {
+  auto patch = parse_config_body(body, module_.api_path_field, module_.modes);
+  if (!patch) return reply_for(module_.name, patch.error().code, patch.error().message);
   std::unique_lock apply(apply_mu_, std::try_to_lock);
   if (!apply.owns_lock())
-    return reply(ApiCode::kBusy, "busy: another configuration change is being applied; try again");
+    return reply_for(module_.name, ApiCode::kBusy, "busy: another configuration change is being applied; try again");
 
-  const TlsLiveConfig cur = config();
-  TlsLiveConfig next = cur;
-  if (auto err = resolve(*patch, next)) return reply(err->code, err->message);
+  const LiveConfig cur = config();
+  LiveConfig next = cur;
+  if (auto err = resolve(*patch, next)) return reply_for(module_.name, err->code, err->message);
 
   // Probes attached only in some processes cannot see a process outside
   // them: such a pid change re-attaches, like a new library does.
-  const bool new_library = next.libssl != cur.libssl;
+  const bool new_library = next.library != cur.library;
   const bool pids_outside_probes =
       !cur.probe_pids.empty() && next.pids != cur.pids && (next.pids.empty() || !subset(next.pids, cur.probe_pids));
   std::vector<std::string> done;
   if (new_library || pids_outside_probes) {
     DiscoveryOptions d;
-    d.libssl = next.libssl;
+    d.library = next.library;
     d.pids = next.pids;
     // While the filter still names the old pids, widen it to both sets so
     // the new processes are seen as soon as their probes are in.
     if (auto r = capture_.retarget(d); !r)
-      return reply(ApiCode::kValidationFailed, fmt::format("cannot attach to the new targets: {}; nothing changed",
+      return reply_for(module_.name, ApiCode::kValidationFailed, fmt::format("cannot attach to the new targets: {}; nothing changed",
                                                            r.error().message));
     next.probe_pids = next.pids;
     next.targets.clear();
@@ -187,8 +201,8 @@ ApiReply TlsRemoteControl::post_tls(const std::string& body) {
     done.push_back(fmt::format("re-attached {} probes to {}", next.uprobes, fmt::join(next.targets, ", ")));
   }
   if (next.pids != cur.pids || next.uid != cur.uid || next.cgroup_id != cur.cgroup_id) {
-    if (auto r = capture_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
-      return reply(ApiCode::kInternal, fmt::format("cannot update the BPF filters: {}", r.error().message));
+    if (auto r = rings_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
+      return reply_for(module_.name, ApiCode::kInternal, fmt::format("cannot update the BPF filters: {}", r.error().message));
     done.push_back(fmt::format("filters: pids [{}], uid {}, cgroup {}", fmt::join(next.pids, ","), next.uid,
                                next.cgroup_path.empty() ? "any" : next.cgroup_path));
   }
@@ -204,21 +218,21 @@ ApiReply TlsRemoteControl::post_tls(const std::string& body) {
   if (!patch->ignored.empty()) msg += fmt::format(" (ignored fields: {})", fmt::join(patch->ignored, ", "));
   if (hooks_.log)
     hooks_.log(fmt::format("config API: {}", done.empty() ? std::string("no change") : fmt::format("{}", fmt::join(done, "; "))));
-  return reply(ApiCode::kOk, msg);
+  return reply_for(module_.name, ApiCode::kOk, msg);
 }
 
-ApiReply TlsRemoteControl::status() const {
-  const TlsLiveConfig c = config();
+ApiReply RemoteControl::status() const {
+  const LiveConfig c = config();
   std::vector<std::string> targets;
   for (const auto& t : c.targets) targets.push_back(fmt::format("\"{}\"", json_escape_text(t)));
   const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   std::string body = fmt::format(
-      R"({{"code":0,"module_type":"tls","msg":"RespOK","data":{{"module":"tls","uptime_seconds":{:.3f},)"
-      R"("config":{{"pids":[{}],"uid":{},"cgroup_path":"{}","is_hex":{},"truncate_size":{},"opensslpath":{},)"
+      R"({{"code":0,"module_type":"{}","msg":"RespOK","data":{{"module":"{}","uptime_seconds":{:.3f},)"
+      R"("config":{{"pids":[{}],"uid":{},"cgroup_path":"{}","is_hex":{},"truncate_size":{},"{}":{},)"
       R"("capturemode":"{}","per_cpu_map_size":{},"ecapture_q":"{}"}},"probes":{{"targets":[{}],"uprobes":{},)"
       R"("pids":[{}]}},"counters":{}}}}})",
-      uptime, fmt::join(c.pids, ","), c.uid, json_escape_text(c.cgroup_path), c.hex, c.truncate,
-      json_string_or_null(c.libssl), c.mode, c.ring_bytes, json_escape_text(c.ecapture_q), fmt::join(targets, ","),
+      module_.name, module_.name, uptime, fmt::join(c.pids, ","), c.uid, json_escape_text(c.cgroup_path), c.hex,
+      c.truncate, module_.api_path_field, json_string_or_null(c.library), c.mode, c.ring_bytes, json_escape_text(c.ecapture_q), fmt::join(targets, ","),
       c.uprobes, fmt::join(c.probe_pids, ","), hooks_.counters_json ? hooks_.counters_json() : "{}");
   return ApiReply{200, "application/json", std::move(body)};
 }

@@ -1,9 +1,11 @@
-// The tls module behind the configuration API (spec/config-api.md): routes
-// requests, validates bodies, and applies a new configuration to the running
-// capture without stopping it.
+// The configuration API of a running capture (spec/config-api.md), for
+// whichever module runs: POST /<module> (and its aliases) with the module's
+// own library field, GET /status, GET /metrics. Routes requests, validates
+// bodies, and applies a new configuration to the running capture without
+// stopping it.
 //
 // In place (nothing detached): pid/uid/cgroup filters through the BPF maps
-// (TlsCapture::set_filter), truncate/hex through Processor::set_format.
+// (RingSet::set_filter), truncate/hex through Processor::set_format.
 // Re-attach (rings, readers, processor and sinks stay up): a new library path,
 // or a pid set outside the processes the probes were attached in (a capture
 // started with --pid has probes only in those processes).
@@ -26,18 +28,20 @@
 
 namespace clearcap {
 
-class TlsCapture;
+class CaptureModule;
 class Processor;
+class RingSet;
+struct ModuleInfo;
 
 // The configuration in force.
-struct TlsLiveConfig {
+struct LiveConfig {
   std::vector<int> pids;             // empty = every process
   uint32_t uid = 0;                  // 0 = every user
   std::string cgroup_path;           // "" = every cgroup
   uint64_t cgroup_id = 0;
   bool hex = false;
   uint64_t truncate = 0;
-  std::optional<std::string> libssl;  // nullopt = automatic discovery
+  std::optional<std::string> library;  // the module's library path; nullopt = automatic discovery
   std::string mode = "text";
   uint64_t ring_bytes = 0;           // per CPU
   std::string ecapture_q;            // the --ecaptureq URL in use, "" = none
@@ -46,32 +50,36 @@ struct TlsLiveConfig {
   size_t uprobes = 0;
 };
 
-class TlsRemoteControl {
+class RemoteControl {
  public:
   struct Hooks {
     std::function<std::string()> metrics;        // Prometheus text
     std::function<std::string()> counters_json;  // one JSON object
     std::function<void(const std::string&)> log; // clearcap's own log
   };
-  TlsRemoteControl(TlsCapture& capture, Processor& processor, TlsLiveConfig initial, Hooks hooks);
+  RemoteControl(const ModuleInfo& module, CaptureModule& capture, RingSet& rings, Processor& processor,
+                LiveConfig initial, Hooks hooks);
 
   ApiReply handle(const ApiRequest& req);
 
-  TlsLiveConfig config() const;
+  LiveConfig config() const;
 
  private:
-  ApiReply post_tls(const std::string& body);
+  ApiReply post_module(const std::string& body);
+  bool is_module_path(std::string_view path) const;
   ApiReply status() const;
   // Checks that need the system; fills `next` from `patch`.
-  std::optional<ApiError> resolve(const TlsConfigPatch& patch, TlsLiveConfig& next) const;
+  std::optional<ApiError> resolve(const ConfigPatch& patch, LiveConfig& next) const;
 
-  TlsCapture& capture_;
+  const ModuleInfo& module_;
+  CaptureModule& capture_;
+  RingSet& rings_;
   Processor& processor_;
   Hooks hooks_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex apply_mu_;          // held while a change is applied
   mutable std::mutex state_mu_;  // guards cfg_
-  TlsLiveConfig cfg_;
+  LiveConfig cfg_;
 };
 
 // Escapes a string for a JSON string literal (no quotes added).

@@ -1,5 +1,7 @@
 #include "core/event.h"
 
+#include "core/source_table.h"
+
 #include <cstring>
 
 namespace clearcap {
@@ -14,6 +16,7 @@ DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hd
   const auto* base = bytes.data();
   out = Event{};
   out.record_type = CC_REC_KEYS;
+  out.module = "keys";
   out.boot_ns = k.ts_ns;
   out.pid = k.pid;
   out.tid = k.tid;
@@ -80,6 +83,7 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   out.call_off = ev.call_off;
   out.direction = static_cast<Direction>(ev.direction);
   out.source = ev.source;
+  out.module = source_info(ev.source).module;
   out.family = ev.family;
   out.sport = ev.sport;
   out.dport = ev.dport;
@@ -98,14 +102,6 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
 
 std::string_view direction_name(Direction d) { return d == Direction::kRead ? "read" : "write"; }
 
-std::string_view source_name(uint8_t source) {
-  switch (source) {
-    case CC_SRC_SSL_WRITE: return "SSL_write";
-    case CC_SRC_SSL_READ: return "SSL_read";
-    case CC_SRC_SSL_WRITE_EX: return "SSL_write_ex";
-    case CC_SRC_SSL_READ_EX: return "SSL_read_ex";
-  }
-  return "unknown";
-}
+std::string_view source_name(uint8_t source) { return source_info(source).function; }
 
 }  // namespace clearcap

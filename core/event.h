@@ -35,7 +35,7 @@ struct Event {
   const uint8_t* saddr = nullptr;  // 16 bytes (IPv4 in the first 4), network order
   const uint8_t* daddr = nullptr;
   std::string_view comm;
-  std::string_view module = "tls";
+  std::string_view module = "unknown";  // from the source (core/source_table.h)
   std::span<const uint8_t> payload;
   // CC_REC_DATA, CC_REC_KEYS or CC_REC_PACKET. A keys record has no
   // payload; key_record holds its raw bytes (a cc_keys_event, possibly
@@ -64,7 +64,7 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out);
 
 // "write"/"read"
 std::string_view direction_name(Direction d);
-// "SSL_write", "SSL_read_ex", ...
+// The library function of a source (core/source_table.h), "unknown" if none.
 std::string_view source_name(uint8_t source);
 
 }  // namespace clearcap

@@ -18,11 +18,14 @@ BUILD_PKGS=(
   libhttp-parser-dev
   libssl-dev
   libpcap-dev
+  libnss3-dev libnspr4-dev  # tests/testprogs/nss_client (an NSS client for the nss module's tests)
   valgrind  # callgrind.h for bench/gate/hotpath_gate; callgrind runs the instruction-count gate
 )
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets
-  prometheus)  # promtool judges GET /metrics
+  prometheus  # promtool judges GET /metrics
+  gnutls-bin wget  # GnuTLS clients (gnutls-cli; Debian's wget is built with GnuTLS)
+  libnss3-tools)  # tstclnt, an NSS client
 
 # Only tools/perf-harness needs these; it installs them itself (--perf), so
 # the test run does not.

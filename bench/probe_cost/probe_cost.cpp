@@ -59,6 +59,8 @@
 #include "core/processor.h"
 #include "core/prog_stats.h"
 #include "core/ring_reader.h"
+#include "core/ring_set.h"
+#include "modules/registry.h"
 #include "modules/tls/tls_capture.h"
 #include "sinks/json_encoder.h"
 #include "skel/probe_floor_skeleton.h"
@@ -257,7 +259,7 @@ struct Pipeline {
   std::vector<std::unique_ptr<RingReader>> readers;
   std::unique_ptr<Processor> processor;
 
-  Result<void> start(TlsSkeleton& skel, size_t want_readers) {
+  Result<void> start(const RingSet& skel, size_t want_readers) {
     const auto& rings = skel.ring_fds();
     size_t nreaders = std::min<size_t>(want_readers ? want_readers : 4, rings.size());  // clearcap's default
     std::vector<std::vector<int>> groups(nreaders);
@@ -296,6 +298,7 @@ class Runner {
     void* fake_ssl = &payload;  // any stable pointer: one connection
 
     std::unique_ptr<ProbeFloorSkeleton> floor;
+    std::unique_ptr<RingSet> rings;
     std::unique_ptr<TlsCapture> cap;
     Pipeline pipe;
     if (c.probe == Probe::kFloor) {
@@ -306,20 +309,25 @@ class Runner {
                                    : floor->attach(t_.libssl, t_.ssl_write_off, getpid());
       if (!r) return tl::unexpected(r.error());
     } else if (c.probe == Probe::kClearcap) {
+      RingSet::Options ro;
+      ro.wakeup_bytes = c.wake_every ? 0 : ro.ring_bytes / 4;  // clearcap's default: ring/4
+      ro.perf = c.perf_buffer;
+      auto rs = RingSet::create(ro);
+      if (!rs) return tl::unexpected(rs.error());
+      rings = std::move(*rs);
+      if (auto r = rings->set_filter({getpid()}, 0, 0); !r) return tl::unexpected(r.error());
       TlsCapture::Options o;
-      o.skel.wakeup_bytes = c.wake_every ? 0 : o.skel.ring_bytes / 4;  // clearcap's default: ring/4
       o.syscall_fd = c.syscall_fd;
-      o.skel.perf = c.perf_buffer;
-      o.discovery.libssl = t_.libssl;
+      o.discovery.library = t_.libssl;
       o.discovery.pids = {getpid()};
-      auto created = TlsCapture::create(o);
+      auto created = TlsCapture::create(o, *rings);
       if (!created) return tl::unexpected(created.error());
       cap = std::move(*created);
       if (c.work == Work::kFn) {
         TlsTarget fn{t_.exe, t_.exe, {{"SSL_write", t_.fn_off}}, {getpid()}};
         if (auto r = cap->attach_target(fn); !r) return tl::unexpected(r.error());
       }
-      if (auto r = pipe.start(cap->skeleton(), readers_); !r) return tl::unexpected(r.error());
+      if (auto r = pipe.start(*rings, readers_); !r) return tl::unexpected(r.error());
     }
 
     auto call = [&] {
@@ -337,7 +345,7 @@ class Runner {
     };
     std::vector<std::pair<std::string, int>> progs;
     if (floor) progs = floor->programs();
-    if (cap) progs = cap->skeleton().programs();
+    if (cap) progs = cap->programs();
     const size_t warmup = std::max<size_t>(10, calls_ / 50);
     for (size_t i = 0; i < warmup; ++i)
       if (!call()) return make_error("SSL_write failed on the in-memory pair");
@@ -370,7 +378,7 @@ class Runner {
     if (cap) {
       cap->detach();
       pipe.stop();
-      auto st = cap->skeleton().read_stats();
+      auto st = rings->read_stats();
       if (!st) return tl::unexpected(st.error());
       const auto& b = *st;
       s.events = pipe.processor->events();
@@ -666,6 +674,7 @@ int attach_floor(int pid, const std::string& libssl) {
 }  // namespace clearcap
 
 int main(int argc, char** argv) {
+  clearcap::register_module_sources();
   CLI::App app{"probe_cost: ns per probed call, as a ratio to a count-only uprobe (root)"};
   size_t calls = 20000;
   int rounds = 5;

@@ -53,13 +53,26 @@ enum cc_direction {
 	CC_DIR_READ = 1,  /* the process read (received) plaintext */
 };
 
-/* cc_data_event.source: which library function produced the bytes */
+/* cc_data_event.source: which library function produced the bytes.
+ * Append-only: capture files keep these numbers forever. Each module owns a
+ * block (its name and the function names are in its ModuleInfo). */
 enum cc_source {
+	/* tls: OpenSSL/BoringSSL */
 	CC_SRC_SSL_WRITE = 0,
 	CC_SRC_SSL_READ = 1,
 	CC_SRC_SSL_WRITE_EX = 2,
 	CC_SRC_SSL_READ_EX = 3,
-	CC_SRC_HANDSHAKE = 4, /* SSL_do_handshake: learns the fd, emits nothing */
+	CC_SRC_HANDSHAKE = 4, /* a handshake call: learns the fd, emits nothing (any module) */
+	/* gnutls */
+	CC_SRC_GNUTLS_SEND = 16,       /* gnutls_record_send2 (or _send where send2 is missing) */
+	CC_SRC_GNUTLS_RECV = 17,       /* gnutls_record_recv */
+	CC_SRC_GNUTLS_SEND_RANGE = 18, /* gnutls_record_send_range */
+	CC_SRC_GNUTLS_RECV_SEQ = 19,   /* gnutls_record_recv_seq */
+	/* nss: NSPR calls on SSL file descriptors */
+	CC_SRC_PR_WRITE = 32,
+	CC_SRC_PR_READ = 33,
+	CC_SRC_PR_SEND = 34,
+	CC_SRC_PR_RECV = 35,
 };
 
 /* cc_data_event.flags */
@@ -232,6 +245,7 @@ enum cc_stat {
 	CC_STAT_PACKETS_TRUNCATED,    /* packets cut to the snap length (kept, marked; not a loss) */
 	CC_STAT_PACKETS_READ_FAULT,   /* packets dropped: bpf_skb_load_bytes failed */
 	CC_STAT_PACKETS_SCRATCH_BUSY, /* packets dropped: this CPU's packet scratch was in use */
+	CC_STAT_NOT_TLS,              /* calls skipped: not on a TLS object (nss: an NSPR fd without an SSL layer) */
 	CC_STAT__COUNT,
 };
 

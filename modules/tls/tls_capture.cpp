@@ -10,23 +10,22 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "modules/module_info.h"
 #include "modules/tls/key_layout.h"
-#include "core/tracefs.h"
+#include "skel/skeleton.h"
 #include "tls.skel.h"
 
 namespace clearcap {
 
-namespace {
-
-struct Hook {
-  const char* function;
-  bpf_program* entry;
-  bpf_program* ret;  // nullptr: entry only
+struct TlsCapture::Bpf {
+  using Skel = Skeleton<tls_bpf, tls_bpf__open, tls_bpf__load, tls_bpf__destroy>;
+  std::unique_ptr<Skel> skel;
+  tls_bpf* raw() const { return skel->raw(); }
 };
 
-}  // namespace
+TlsCapture::TlsCapture() : bpf_(std::make_unique<Bpf>()) {}
 
-Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
+Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts, const RingSet& rings) {
   // Discover first: a bad --libssl or --pid is reported before any BPF work.
   auto found = discover_tls_targets(opts.discovery);
   if (!found) return tl::unexpected(found.error());
@@ -35,16 +34,17 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   self->targets_ = std::move(found->targets);
   self->notes_ = std::move(found->notes);
 
-  TlsSkeleton::Options sopts = opts.skel;
-  sopts.syscall_fd = opts.syscall_fd != Options::SyscallFd::kNever;
-  auto skel = TlsSkeleton::open_and_load(sopts);
+  auto skel = Bpf::Skel::open_and_load("tls", [&](tls_bpf* s) -> Result<void> {
+    if (auto r = use_ring_set(s, rings); !r) return r;
+    s->rodata->syscall_fd = opts.syscall_fd != Options::SyscallFd::kNever ? 1 : 0;
+    return {};
+  });
   if (!skel) return tl::unexpected(skel.error());
-  self->skel_ = std::move(*skel);
+  self->bpf_->skel = std::move(*skel);
 
   self->keys_ = opts.keys;
   self->data_ = opts.data;
   self->syscall_fd_ = opts.syscall_fd;
-  if (auto r = self->set_filter(opts.discovery.pids, opts.uid, 0); !r) return tl::unexpected(r.error());
 
   // Layouts first (the probes fork: no thread may exist yet).
   std::vector<Slot> slots;
@@ -59,7 +59,6 @@ Result<std::unique_ptr<TlsCapture>> TlsCapture::create(const Options& opts) {
   for (uint32_t i = 0; i < self->targets_.size(); ++i)
     if (auto r = self->attach_target(self->targets_[i], slots[i].index, opts.data); !r)
       return tl::unexpected(r.error());
-  self->recount();
   self->layout_timeout_ms_ = kLayoutTimeoutRunningMs;
   return self;
 }
@@ -86,7 +85,7 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
   const bool want_keys = keys_ && t.offsets.count("SSL_do_handshake");
   LibraryLayouts learned = learn_library_layouts(t.path, want_keys, layout_timeout_ms_);
   if (learned.fd) {
-    if (bpf_map_update_elem(bpf_map__fd(skel_->raw()->maps.fd_layouts), &slot.index, &learned.fd->layout, BPF_ANY)) {
+    if (bpf_map_update_elem(bpf_map__fd(bpf_->raw()->maps.fd_layouts), &slot.index, &learned.fd->layout, BPF_ANY)) {
       int err = errno;
       return make_error(fmt::format("cannot store the fd layout of {}: {}", t.display, std::strerror(err)), err);
     }
@@ -103,7 +102,7 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
       key_notes_.push_back({Note::Severity::kWarning,
           fmt::format("keys cannot be captured for {}: {}", t.display, learned.keys.error().message)});
     } else {
-      if (bpf_map_update_elem(bpf_map__fd(skel_->raw()->maps.key_layouts), &slot.index, &learned.keys->layout,
+      if (bpf_map_update_elem(bpf_map__fd(bpf_->raw()->maps.key_layouts), &slot.index, &learned.keys->layout,
                               BPF_ANY)) {
         int err = errno;
         return make_error(fmt::format("cannot store the key layout of {}: {}", t.display, std::strerror(err)), err);
@@ -119,44 +118,41 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
 Result<void> TlsCapture::update_tracepoints() {
   const bool want = syscall_fd_ == Options::SyscallFd::kAlways ||
                     (syscall_fd_ == Options::SyscallFd::kNeeded && fd_unknown_);
-  if (want && tracepoint_links_.empty()) return attach_tracepoints();
-  if (!want) destroy(tracepoint_links_);
-  return {};
-}
-
-Result<void> TlsCapture::set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id) {
-  cc_filter_cfg cfg{};
-  cfg.generation = ++filter_generation_;  // never 0: cached verdicts of the old filter expire
-  std::vector<uint32_t> upids(pids.begin(), pids.end());
-  if (!upids.empty()) cfg.flags |= CC_FILTER_PID;
-  if (uid != 0) {
-    cfg.flags |= CC_FILTER_UID;
-    cfg.uid = uid;
+  if (!want) {
+    probes_.detach_tracepoints();
+    return {};
   }
-  if (cgroup_id != 0) {
-    cfg.flags |= CC_FILTER_CGROUP;
-    cfg.cgroup_id = cgroup_id;
+  auto* s = bpf_->raw();
+  bpf_program* const progs[] = {s->progs.sys_enter_read,    s->progs.sys_enter_write,   s->progs.sys_enter_readv,
+                                s->progs.sys_enter_writev,  s->progs.sys_enter_sendto,  s->progs.sys_enter_recvfrom,
+                                s->progs.sys_enter_sendmsg, s->progs.sys_enter_recvmsg};
+  return probes_.attach_tracepoints(progs);
+}
+
+std::vector<ProbeSpec> TlsCapture::probe_table(bool data) const {
+  auto* s = bpf_->raw();
+  std::vector<ProbeSpec> rows;
+  if (data) {
+    rows.push_back({"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret});
+    rows.push_back({"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret});
+    rows.push_back({"SSL_write_ex", s->progs.ssl_write_ex_entry, s->progs.ssl_ret});
+    rows.push_back({"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret});
   }
-  return skel_->set_filter(cfg, upids);
+  rows.push_back({"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr});
+  rows.push_back({"SSL_do_handshake", s->progs.ssl_handshake_entry, s->progs.ssl_handshake_ret});
+  return rows;
 }
 
-std::vector<TlsCapture::ProbeKey> TlsCapture::keys_of(const TlsTarget& t) {
-  std::vector<ProbeKey> keys;
-  if (t.pids.empty()) keys.emplace_back(t.path, -1);
-  for (int pid : t.pids) keys.emplace_back(t.path, pid);
-  return keys;
+std::vector<Note> TlsCapture::notes() const {
+  std::vector<Note> out;
+  for (const auto& n : notes_) out.push_back({Note::Severity::kDebug, "skipped: " + n});
+  for (const auto& n : probes_.notes()) out.push_back(n);
+  for (const auto& n : fd_notes_) out.push_back({Note::Severity::kDebug, n});
+  out.insert(out.end(), key_notes_.begin(), key_notes_.end());
+  return out;
 }
 
-void TlsCapture::destroy(std::vector<bpf_link*>& links) {
-  // Reverse order: return probes go before their entries (see detach()).
-  for (auto it = links.rbegin(); it != links.rend(); ++it) bpf_link__destroy(*it);
-  links.clear();
-}
-
-void TlsCapture::recount() {
-  uprobes_ = 0;
-  for (const auto& [key, links] : probe_links_) uprobes_ += links.size();
-}
+std::vector<std::pair<std::string, int>> TlsCapture::programs() const { return bpf_->skel->programs(); }
 
 Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
   if (keys_)
@@ -165,9 +161,6 @@ Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
                       EINVAL);
   auto found = discover_tls_targets(discovery);
   if (!found) return tl::unexpected(found.error());
-  std::map<ProbeKey, std::pair<const TlsTarget*, uint32_t>> wanted;
-  for (uint32_t i = 0; i < found->targets.size(); ++i)
-    for (auto& key : keys_of(found->targets[i])) wanted.emplace(std::move(key), std::make_pair(&found->targets[i], i));
 
   // Layouts of new files first, and the syscall tracepoints before any new
   // uprobe when some fd layout is unknown (a call in flight must find its fd).
@@ -185,31 +178,14 @@ Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
     fd_unknown_ = had_unknown;
     return r;
   }
-  // Attach what is new first: a file kept as a target never goes unhooked.
-  std::map<ProbeKey, std::vector<bpf_link*>> added;
-  for (const auto& [key, target] : wanted) {
-    if (probe_links_.count(key)) continue;
-    auto links = attach_probes(*target.first, key.second, slot_of[target.first].index, data_);
-    if (!links) {
-      for (auto& [k, ls] : added) destroy(ls);
-      fd_unknown_ = had_unknown;
-      (void)update_tracepoints();
-      return tl::unexpected(links.error());
-    }
-    added.emplace(key, std::move(*links));
+  const auto specs = probe_table(data_);
+  if (auto r = probes_.retarget(found->targets, specs, [&](const TlsTarget& t) { return slot_of[&t].index; }); !r) {
+    fd_unknown_ = had_unknown;
+    (void)update_tracepoints();
+    return r;
   }
-  for (auto it = probe_links_.begin(); it != probe_links_.end();) {
-    if (wanted.count(it->first)) {
-      ++it;
-      continue;
-    }
-    destroy(it->second);
-    it = probe_links_.erase(it);
-  }
-  probe_links_.merge(added);
   targets_ = std::move(found->targets);
   notes_ = std::move(found->notes);
-  recount();
   // The old targets' probes are gone: the tracepoints go too when every
   // remaining target's fd is read from the SSL object.
   fd_unknown_ = fd_unknown;
@@ -220,118 +196,13 @@ Result<void> TlsCapture::retarget(const DiscoveryOptions& discovery) {
 TlsCapture::~TlsCapture() { detach(); }
 
 void TlsCapture::detach() {
-  // Reverse order: return probes go before their entries, so no call can
-  // reach a return probe after its entry probe is gone (a false "missing
-  // entry state" loss); a call caught between only leaves stale entry state.
-  for (auto& [key, links] : probe_links_) destroy(links);
-  probe_links_.clear();
-  destroy(tracepoint_links_);
-  for (int fd : tc_link_fds_) close(fd);  // closing a TCX link's fd detaches it
-  tc_link_fds_.clear();
-}
-
-Result<void> TlsCapture::attach_packets(int ifindex, const std::string& ifname, bool egress, bool ingress) {
-  // BPF_TCX_INGRESS / BPF_TCX_EGRESS (kernel 6.6): Debian 12's libbpf 1.1
-  // and uapi headers predate them, so the numbers are spelled out here;
-  // bpf_link_create passes them through unchanged.
-  constexpr int kTcxIngress = 46, kTcxEgress = 47;
-  auto* s = skel_->raw();
-  struct {
-    bool want;
-    bpf_program* prog;
-    int attach_type;
-    const char* name;
-  } hooks[] = {{egress, s->progs.tc_egress, kTcxEgress, "egress"}, {ingress, s->progs.tc_ingress, kTcxIngress, "ingress"}};
-  for (const auto& h : hooks) {
-    if (!h.want) continue;
-    int fd = bpf_link_create(bpf_program__fd(h.prog), ifindex, static_cast<bpf_attach_type>(h.attach_type), nullptr);
-    if (fd < 0) {
-      int err = -fd;
-      return make_error(fmt::format("cannot attach the packet capture to the {} of {} (tcx link): {}{}", h.name,
-                                    ifname, std::strerror(err),
-                                    err == EINVAL ? " (tcx needs Linux 6.6 or later)" : ""),
-                        err);
-    }
-    tc_link_fds_.push_back(fd);
-  }
-  return {};
-}
-
-Result<void> TlsCapture::attach_tracepoints() {
-  if (auto r = ensure_tracefs(); !r) return tl::unexpected(r.error());
-  auto* s = skel_->raw();
-  bpf_program* progs[] = {s->progs.sys_enter_read,   s->progs.sys_enter_write,  s->progs.sys_enter_readv,
-                          s->progs.sys_enter_writev, s->progs.sys_enter_sendto, s->progs.sys_enter_recvfrom,
-                          s->progs.sys_enter_sendmsg, s->progs.sys_enter_recvmsg};
-  for (bpf_program* p : progs) {
-    bpf_link* l = bpf_program__attach(p);
-    if (!l) {
-      int err = errno;
-      return make_error(fmt::format("cannot attach tracepoint {}: {}", bpf_program__section_name(p),
-                                    std::strerror(err)),
-                        err);
-    }
-    tracepoint_links_.push_back(l);
-  }
-  return {};
+  // Return probes go before their entries (ProbeAttacher).
+  probes_.detach();
 }
 
 Result<void> TlsCapture::attach_target(const TlsTarget& t, uint32_t slot, bool data) {
-  for (const auto& key : keys_of(t)) {
-    auto links = attach_probes(t, key.second, slot, data);
-    if (!links) return tl::unexpected(links.error());
-    auto& slot = probe_links_[key];
-    slot.insert(slot.end(), links->begin(), links->end());
-  }
-  recount();
-  return {};
-}
-
-Result<std::vector<bpf_link*>> TlsCapture::attach_probes(const TlsTarget& t, int pid, uint32_t slot, bool data) {
-  auto* s = skel_->raw();
-  const Hook hooks[] = {{"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret},
-                        {"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret},
-                        {"SSL_write_ex", s->progs.ssl_write_ex_entry, s->progs.ssl_ret},
-                        {"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret},
-                        {"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr},
-                        {"SSL_do_handshake", s->progs.ssl_handshake_entry, s->progs.ssl_handshake_ret}};
-  std::vector<bpf_link*> links;
-  {
-    for (const Hook& h : hooks) {
-      auto it = t.offsets.find(h.function);
-      if (it == t.offsets.end()) continue;
-      if (!data && h.ret == s->progs.ssl_ret) continue;  // plaintext hooks
-      // Entry probe first: a call that starts between the two attachments
-      // then only leaves stale per-thread state (overwritten by the thread's
-      // next call). The other order would make its return probe run without
-      // entry state and count a loss that is not one.
-      for (bool ret : {false, true}) {
-        bpf_program* prog = ret ? h.ret : h.entry;
-        if (!prog) continue;
-        // The cookie names the library's layout slot: the probes find its
-        // fd and key layouts with it (bpf_get_attach_cookie).
-        LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = slot, .retprobe = ret);
-        bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, t.path.c_str(), it->second, &uopts);
-        if (!l) {
-          int err = errno;
-          if (pid > 0 && err == ESRCH) return links;  // the process exited meanwhile
-          // Found through /proc/PID/root of a process that has exited since
-          // discovery (the key probe makes that window longer): not an error.
-          if (err == ENOENT && t.path.rfind("/proc/", 0) == 0) {
-            notes_.push_back(fmt::format("{}: its process exited before the probes were attached", t.display));
-            return links;
-          }
-          destroy(links);
-          return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", ret ? "uret" : "u", h.function,
-                                        t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "",
-                                        std::strerror(err)),
-                            err);
-        }
-        links.push_back(l);
-      }
-    }
-  }
-  return links;
+  const auto specs = probe_table(data);
+  return probes_.attach(t, specs, slot);
 }
 
 }  // namespace clearcap

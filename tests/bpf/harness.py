@@ -726,8 +726,13 @@ class Clearcap:
 # Events
 # --------------------------------------------------------------------------
 
-SOURCES = {"SSL_write": "write", "SSL_read": "read",
-           "SSL_write_ex": "write", "SSL_read_ex": "read"}
+# source -> (module, direction)
+SOURCES = {"SSL_write": ("tls", "write"), "SSL_read": ("tls", "read"),
+           "SSL_write_ex": ("tls", "write"), "SSL_read_ex": ("tls", "read"),
+           "gnutls_record_send": ("gnutls", "write"), "gnutls_record_recv": ("gnutls", "read"),
+           "gnutls_record_send_range": ("gnutls", "write"), "gnutls_record_recv_seq": ("gnutls", "read"),
+           "PR_Write": ("nss", "write"), "PR_Read": ("nss", "read"),
+           "PR_Send": ("nss", "write"), "PR_Recv": ("nss", "read")}
 TYPES = {"http1_request", "http1_response", "data"}
 FAMILIES = {"ipv4", "ipv6", "unknown"}
 TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{9})(Z|\+00:00)$")
@@ -784,7 +789,7 @@ def rfc3339_to_ns(s: str) -> int:
     return calendar.timegm((y, mo, d, h, mi, se, 0, 0, 0)) * 1_000_000_000 + frac
 
 
-def check_event_schema(tc, ev: dict) -> None:
+def check_event_schema(tc, ev: dict, module: str = "tls") -> None:
     """Field presence, types and internal consistency of one JSON event."""
     ctx = describe(ev)
     int_fields = ("ts_ns", "pid", "tid", "uid", "cgroup_id", "fd", "src_port", "dst_port",
@@ -802,9 +807,10 @@ def check_event_schema(tc, ev: dict) -> None:
     tc.assertIsInstance(ev["conn_id"], (int, str), ctx)
     tc.assertIn("truncated", ev, ctx)
     tc.assertIsInstance(ev["truncated"], bool, ctx)
-    tc.assertEqual(ev["module"], "tls", ctx)
+    tc.assertEqual(ev["module"], module, ctx)
     tc.assertIn(ev["source"], SOURCES, ctx)
-    tc.assertEqual(ev["direction"], SOURCES[ev["source"]], ctx)
+    tc.assertEqual(ev["module"], SOURCES[ev["source"]][0], ctx)
+    tc.assertEqual(ev["direction"], SOURCES[ev["source"]][1], ctx)
     tc.assertIn(ev["family"], FAMILIES, ctx)
     tc.assertIn(ev["type"], TYPES, ctx)
     tc.assertTrue(("payload" in ev) != ("payload_b64" in ev),
@@ -819,6 +825,35 @@ def check_event_schema(tc, ev: dict) -> None:
     if ev["family"] == "ipv4":
         tc.assertEqual(ev["src"], f"{ev['src_ip']}:{ev['src_port']}", ctx)
         tc.assertEqual(ev["dst"], f"{ev['dst_ip']}:{ev['dst_port']}", ctx)
+
+
+def check_client_exchange(tc, cap, server_port: int, pid: int, request_line: str, comm: str,
+                          module: str, write_sources, read_sources) -> tuple[dict, dict]:
+    """One client's request write (exactly once) and response read
+    (RESPONSE_MARKER): schema, module, sources, tuple towards the server, one
+    connection id, and a write stream that starts with the request at 0."""
+    def pair(evs):
+        w = matching(evs, request_line, pid=pid, direction="write")
+        rd = matching(evs, RESPONSE_MARKER, pid=pid, direction="read")
+        return (w, rd) if w and rd else None
+
+    w, rd = cap.wait_for(pair, what=f"{comm} request write and response read")
+    tc.assertEqual(len(w), 1, "the request must be captured exactly once:\n" + "\n".join(map(describe, w)))
+    for ev in (w[0], rd[0]):
+        check_event_schema(tc, ev, module=module)
+        tc.assertEqual(ev["comm"], comm, describe(ev))
+        tc.assertEqual(ev["family"], "ipv4", describe(ev))
+        tc.assertGreaterEqual(ev["fd"], 0, describe(ev))
+    tc.assertIn(w[0]["source"], write_sources, describe(w[0]))
+    tc.assertIn(rd[0]["source"], read_sources, describe(rd[0]))
+    tc.assertEqual(w[0]["dst"], f"127.0.0.1:{server_port}", describe(w[0]))
+    tc.assertEqual(rd[0]["src"], f"127.0.0.1:{server_port}", describe(rd[0]))
+    # Both directions of one connection: one id, one client port.
+    tc.assertEqual(w[0]["conn_id"], rd[0]["conn_id"])
+    tc.assertEqual(w[0]["src_port"], rd[0]["dst_port"])
+    _, stream = reassemble(cap.events, w[0]["conn_id"], "write", require_start_zero=True)
+    tc.assertTrue(stream.startswith(request_line.encode()), stream[:200])
+    return w[0], rd[0]
 
 
 def streams(events) -> dict:

@@ -138,11 +138,11 @@ def api(addr, method: str, path: str, body: str | bytes | None = None, headers=N
     return resp.status, data.decode()
 
 
-def check_reply(tc, reply, status: int, code: int, msg_part: str = ""):
+def check_reply(tc, reply, status: int, code: int, msg_part: str = "", module: str = "tls"):
     got_status, body = reply
     tc.assertEqual((got_status, body.get("code")), (status, code), body)
     tc.assertEqual(set(body), {"code", "module_type", "msg", "data"}, body)
-    tc.assertEqual(body["module_type"], "tls")
+    tc.assertEqual(body["module_type"], module)
     tc.assertIsNone(body["data"])
     if msg_part:
         tc.assertIn(msg_part, body["msg"])

@@ -10,13 +10,13 @@ namespace clearcap {
 namespace {
 
 ApiError error_of(std::string_view body) {
-  auto r = parse_tls_config_body(body);
+  auto r = parse_config_body(body);
   EXPECT_FALSE(r.has_value()) << body;
   return r ? ApiError{ApiCode::kOk, ""} : r.error();
 }
 
 TEST(ConfigBody, FullBodyIsParsed) {
-  auto r = parse_tls_config_body(
+  auto r = parse_config_body(
       R"({"pid":12,"pids":[13,12],"uid":33,"cgroup_path":"/sys/fs/cgroup/x","is_hex":true,"truncate_size":256,)"
       R"("opensslpath":"/usr/lib/libssl.so.3","capturemode":"text","per_cpu_map_size":4096})");
   ASSERT_TRUE(r) << r.error().message;
@@ -25,34 +25,34 @@ TEST(ConfigBody, FullBodyIsParsed) {
   EXPECT_EQ(*r->cgroup_path, "/sys/fs/cgroup/x");
   EXPECT_TRUE(*r->hex);
   EXPECT_EQ(*r->truncate, 256u);
-  EXPECT_EQ(*r->libssl, "/usr/lib/libssl.so.3");
+  EXPECT_EQ(*r->library, "/usr/lib/libssl.so.3");
   EXPECT_EQ(*r->mode, "text");
   EXPECT_EQ(*r->per_cpu_map_size, 4096u);
   EXPECT_TRUE(r->ignored.empty());
 }
 
 TEST(ConfigBody, FieldsLeftOutStayUnset) {
-  auto r = parse_tls_config_body(R"({"truncate_size":0})");
+  auto r = parse_config_body(R"({"truncate_size":0})");
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->pids);
   EXPECT_FALSE(r->uid);
   EXPECT_FALSE(r->hex);
-  EXPECT_FALSE(r->libssl);
+  EXPECT_FALSE(r->library);
   EXPECT_EQ(*r->truncate, 0u);
 }
 
 TEST(ConfigBody, ZeroPidMeansEveryProcess) {
-  auto r = parse_tls_config_body(R"({"pid":0})");
+  auto r = parse_config_body(R"({"pid":0})");
   ASSERT_TRUE(r);
   ASSERT_TRUE(r->pids);
   EXPECT_TRUE(r->pids->empty());
-  r = parse_tls_config_body(R"({"uids":[0]})");
+  r = parse_config_body(R"({"uids":[0]})");
   ASSERT_TRUE(r);
   EXPECT_EQ(*r->uid, 0u);
 }
 
 TEST(ConfigBody, UnknownFieldsAreListedNotApplied) {
-  auto r = parse_tls_config_body(R"({"debug":true,"btf":0,"pid":7})");
+  auto r = parse_config_body(R"({"debug":true,"btf":0,"pid":7})");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->ignored, (std::vector<std::string>{"debug", "btf"}));
 }

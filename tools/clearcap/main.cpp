@@ -5,7 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include "tools/clearcap/export_command.h"
-#include "tools/clearcap/tls_command.h"
+#include "modules/registry.h"
+#include "tools/clearcap/capture_command.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
              "  clearcap tls --format json                 one JSON object per line\n"
              "  clearcap tls --pid 1234 --pid 5678         only these processes (probes attached only there)\n"
              "  clearcap tls --libssl /usr/bin/node        a program with OpenSSL linked in\n"
+             "  clearcap gnutls                            every GnuTLS user (wget, gnutls-cli, ...)\n"
+             "  clearcap nss                               every NSS user (Firefox, Thunderbird, tstclnt, ...)\n"
              "  clearcap tls -w cap.ccap                   record to a compressed capture file (Ctrl-C to stop)\n"
              "  clearcap export cap.ccap -o cap.pcapng     ... then open it in Wireshark (HTTP dissected, no keys)\n"
              "  clearcap tls -m keylog -k keys.log         TLS secrets for Wireshark (tls.keylog_file)\n"
@@ -37,7 +40,8 @@ int main(int argc, char** argv) {
              "                                             packets + keys in one pcapng: Wireshark decrypts it alone\n"
              "Stop with Ctrl-C: clearcap drains what is buffered and prints a summary with every loss by cause.");
 
-  clearcap::TlsCommandOptions o;
+  clearcap::register_module_sources();
+  clearcap::CaptureCommandOptions o;
   app.add_option("-p,--pid", o.pids, "Only these processes (repeatable or comma list); probes are attached only in them")
       ->delimiter(',')
       ->check(CLI::Range(1, 4194304));  // PID_MAX_LIMIT
@@ -111,45 +115,77 @@ int main(int argc, char** argv) {
   app.add_option("--ecaptureq-token", o.ecaptureq_token,
                  "Require this token from eCaptureQ clients (Authorization: Bearer TOKEN, or ?token=TOKEN)");
   app.add_option("--listen", o.listen,
-                 "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /tls changes the pid/uid/cgroup "
+                 "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /<module> (/tls, /gnutls, /nss) changes the pid/uid/cgroup "
                  "filters, truncate/hex or the library of the running capture; GET /status, GET /metrics "
                  "(Prometheus); see docs/remote.md");
   app.add_option("--listen-token", o.listen_token, "Require Authorization: Bearer TOKEN on every API request");
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
-  auto* tls = app.add_subcommand("tls", "Capture OpenSSL/BoringSSL plaintext (aliases: openssl, boringssl)");
-  tls->alias("openssl")->alias("boringssl");
+  // One subcommand per module (modules/registry.cpp), with the module's own
+  // library flag and modes; the other flags are shared.
   std::string& mode = o.mode;
-  tls->add_option("--libssl", o.libssl,
-                  "Library or program to hook: a libssl.so or an executable with OpenSSL linked in (default: the "
-                  "system libssl and every libssl mapped by running processes)");
-  tls->add_option("-m,--model", mode,
-                  "Capture mode: text (plaintext events); keylog or key (TLS secrets in NSS key log format for "
-                  "Wireshark, written to -k as each handshake completes); pcap or pcapng (packets of -i IFACE and "
-                  "the TLS keys as Decryption Secrets Blocks in one pcapng file, -w; Wireshark decrypts it without "
-                  "a key log file)")
-      ->check(CLI::IsMember({"text", "keylog", "key", "pcap", "pcapng"}))
-      ->capture_default_str();
-  tls->add_option("-w,--capture-file,--pcapfile", o.capture_file,
-                  "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) instead "
-                  "of printing them; convert later with clearcap export. With -m pcap: the pcapng file (default "
-                  "save.pcapng, created mode 0600: it holds TLS secrets)");
-  tls->add_option("-i,--ifname", o.ifname,
-                  "-m pcap: the network interface to capture on (required), e.g. eth0 or lo. tc programs on its "
-                  "egress and ingress (egress only on lo, where every packet passes both)");
-  tls->add_option("--snaplen", o.snaplen,
-                  "-m pcap: bytes kept of each packet at most; longer packets are cut (their wire length is kept "
-                  "and the cut is counted)")
-      ->check(CLI::Range(64u, 65535u))
-      ->capture_default_str();
   std::vector<std::string> filter_words;
-  tls->add_option("filter", filter_words,
-                  "-m pcap: a pcap filter expression (pcap-filter(7)), e.g. tcp port 443. Applied in userspace "
-                  "(libpcap) to every packet the tc program copies; packets left out are counted in the summary");
-  tls->add_option("--zstd-level", o.zstd_level,
-                  "zstd level for -w (1 = fastest; higher = smaller files, more CPU on the writer thread)")
-      ->check(CLI::Range(-7, 19))
-      ->capture_default_str();
+  struct Sub {
+    const clearcap::ModuleInfo* info;
+    CLI::App* app;
+    std::optional<std::string> library;
+  };
+  std::vector<Sub> subs;
+  subs.reserve(clearcap::modules().size());
+  for (const clearcap::ModuleInfo* m : clearcap::modules()) {
+    std::string title = m->summary;
+    if (!m->aliases.empty()) {
+      title += " (alias";
+      title += m->aliases.size() > 1 ? "es: " : ": ";
+      for (size_t i = 0; i < m->aliases.size(); ++i) title += (i ? ", " : "") + m->aliases[i];
+      title += ")";
+    }
+    subs.push_back({m, app.add_subcommand(m->name, title), std::nullopt});
+    Sub& sub = subs.back();
+    CLI::App* cmd = sub.app;
+    for (const auto& a : m->aliases) cmd->alias(a);
+    cmd->add_option(m->library_flag, sub.library, m->library_help);
+    const bool keys = m->modes.size() > 1;
+    std::vector<std::string> accepted = m->modes;
+    if (keys) {
+      accepted.push_back("key");
+      accepted.push_back("pcapng");
+    }
+    cmd->add_option("-m,--model", mode,
+                    keys ? "Capture mode: text (plaintext events); keylog or key (TLS secrets in NSS key log format "
+                           "for Wireshark, written to -k as each handshake completes); pcap or pcapng (packets of -i "
+                           "IFACE and the TLS keys as Decryption Secrets Blocks in one pcapng file, -w; Wireshark "
+                           "decrypts it without a key log file)"
+                         : "Capture mode: text (plaintext events; the only mode of this module)")
+        ->check(CLI::IsMember(accepted))
+        ->capture_default_str();
+    cmd->add_option("-w,--capture-file,--pcapfile", o.capture_file,
+                    keys ? "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) "
+                           "instead of printing them; convert later with clearcap export. With -m pcap: the pcapng "
+                           "file (default save.pcapng, created mode 0600: it holds TLS secrets)"
+                         : "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) "
+                           "instead of printing them; convert later with clearcap export");
+    cmd->add_option("--zstd-level", o.zstd_level,
+                    "zstd level for -w (1 = fastest; higher = smaller files, more CPU on the writer thread)")
+        ->check(CLI::Range(-7, 19))
+        ->capture_default_str();
+    if (!keys) continue;
+    cmd->add_option("-i,--ifname", o.ifname,
+                    "-m pcap: the network interface to capture on (required), e.g. eth0 or lo. tc programs on its "
+                    "egress and ingress (egress only on lo, where every packet passes both)");
+    cmd->add_option("--snaplen", o.snaplen,
+                    "-m pcap: bytes kept of each packet at most; longer packets are cut (their wire length is kept "
+                    "and the cut is counted)")
+        ->check(CLI::Range(64u, 65535u))
+        ->capture_default_str();
+    cmd->add_option("filter", filter_words,
+                    "-m pcap: a pcap filter expression (pcap-filter(7)), e.g. tcp port 443. Applied in userspace "
+                    "(libpcap) to every packet the tc program copies; packets left out are counted in the summary");
+    cmd->add_option("-k,--keylogfile", o.keylog_file,
+                    "Key log file for -m keylog, and with -m pcap also when given (created mode 0600, appended to; "
+                    "one set of lines per handshake, deduplicated by client random)")
+        ->capture_default_str();
+  }
 
   clearcap::ExportOptions eo;
   auto* exp = app.add_subcommand(
@@ -157,16 +193,12 @@ int main(int argc, char** argv) {
       "Convert clearcap capture files (-w) offline to pcapng (synthesized TCP, for Wireshark), jsonl, txt or har. "
       "Several files are merged by time. Damaged files are exported up to the damage, which is reported with its "
       "offset (exit code 1).");
-  exp->add_option("files", eo.inputs, "Capture files written by clearcap tls -w")->required()->check(CLI::ExistingFile);
+  exp->add_option("files", eo.inputs, "Capture files written by clearcap <module> -w")->required()->check(CLI::ExistingFile);
   exp->add_option("-o,--output", eo.output, "Output file; the format comes from its extension (.pcapng .jsonl .txt .har)")
       ->required();
   exp->add_option("--format", eo.format, "Output format, overriding the extension")
       ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
   exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
-  tls->add_option("-k,--keylogfile", o.keylog_file,
-                  "Key log file for -m keylog, and with -m pcap also when given (created mode 0600, appended to; "
-                  "one set of lines per handshake, deduplicated by client random)")
-      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -179,8 +211,18 @@ int main(int argc, char** argv) {
           given = argv[i];
           break;
         }
-      std::fprintf(stderr, "clearcap: %s; modules: tls (aliases openssl, boringssl), export. Run clearcap --help.\n",
-                   given.empty() ? "no module given" : ("unknown module '" + given + "'").c_str());
+      std::string names;
+      for (const clearcap::ModuleInfo* m : clearcap::modules()) {
+        names += m->name;
+        if (!m->aliases.empty()) {
+          names += " (alias";
+          for (size_t i = 0; i < m->aliases.size(); ++i) names += (i ? ", " : " ") + m->aliases[i];
+          names += ")";
+        }
+        names += ", ";
+      }
+      std::fprintf(stderr, "clearcap: %s; modules: %sexport. Run clearcap --help.\n",
+                   given.empty() ? "no module given" : ("unknown module '" + given + "'").c_str(), names.c_str());
       return 2;
     }
     return app.exit(e);
@@ -188,9 +230,14 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (exp->parsed()) return clearcap::run_export_command(eo);
+  const Sub* chosen = nullptr;
+  for (const Sub& sub : subs)
+    if (sub.app->parsed()) chosen = &sub;
+  if (!chosen) return 2;
+  o.library = chosen->library;
   if (mode == "key") mode = "keylog";
   if (mode == "pcapng") mode = "pcap";
-  o.keylog_given = tls->count("-k") > 0;
+  o.keylog_given = chosen->app->get_option_no_throw("-k") && chosen->app->count("-k") > 0;
   for (const auto& w : filter_words) o.filter += (o.filter.empty() ? "" : " ") + w;
   if (mode == "pcap") {
     if (o.ifname.empty()) {
@@ -206,5 +253,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "clearcap: -w records plaintext events (-m text); -m keylog writes keys to -k FILE\n");
     return 2;
   }
-  return clearcap::run_tls_command(o);
+  return clearcap::run_capture_command(*chosen->info, o);
 }

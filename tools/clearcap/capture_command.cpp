@@ -1,4 +1,4 @@
-#include "tools/clearcap/tls_command.h"
+#include "tools/clearcap/capture_command.h"
 
 #include <net/if.h>
 #include <signal.h>
@@ -25,7 +25,9 @@
 #include "core/processor.h"
 #include "core/prometheus_text.h"
 #include "core/ring_reader.h"
-#include "modules/tls/tls_capture.h"
+#include "core/ring_set.h"
+#include "modules/module_info.h"
+#include "modules/packet/packet_capture.h"
 #include "sinks/capture_writer.h"
 #include "sinks/keylog.h"
 #include "sinks/ecaptureq_convert.h"
@@ -107,10 +109,10 @@ uint32_t ring_pages_for_machine() {
   return static_cast<uint32_t>(per / page);
 }
 
-Counters collect(TlsCapture& cap, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
+Counters collect(const RingSet& rings, const Processor& processor, const std::vector<std::unique_ptr<RingReader>>& readers,
                  const Outputs& outputs, const EventSink* sink) {
   Counters t;
-  if (auto s = cap.skeleton().read_stats(); s) t.bpf = *s;
+  if (auto s = rings.read_stats(); s) t.bpf = *s;
   else console("{}", s.error().message);
   t.events = processor.events();
   t.payload_bytes = processor.payload_bytes();
@@ -220,7 +222,7 @@ std::string counters_json(const Counters& t) {
 
 }  // namespace
 
-int run_tls_command(const TlsCommandOptions& o) {
+int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o) {
   g_debug = o.debug;
   libbpf_set_print(libbpf_log);
 
@@ -290,24 +292,20 @@ int run_tls_command(const TlsCommandOptions& o) {
     }
   } reset{outputs};
 
-  TlsCapture::Options copts;
+  RingSet::Options ring_opts;
   uint32_t pages = o.mapsize_pages == 0 ? ring_pages_for_machine() : round_up_pow2(o.mapsize_pages);
   if (o.mapsize_pages != 0 && pages != o.mapsize_pages)
     log("--mapsize {} rounded up to {} pages", o.mapsize_pages, pages);
-  copts.skel.ring_bytes = pages * static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  copts.skel.wakeup_bytes = o.wakeup_bytes < 0 ? copts.skel.ring_bytes / 4 : static_cast<uint64_t>(o.wakeup_bytes);
-  copts.discovery.libssl = o.libssl;
-  copts.discovery.pids = o.pids;
-  copts.uid = o.uid;
+  ring_opts.ring_bytes = pages * static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  ring_opts.wakeup_bytes = o.wakeup_bytes < 0 ? ring_opts.ring_bytes / 4 : static_cast<uint64_t>(o.wakeup_bytes);
+  ring_opts.perf = o.buffer == "perf";
+  ModuleOptions mopts;
+  mopts.discovery.library = o.library;
+  mopts.discovery.pids = o.pids;
+  mopts.mode = o.mode;
+  mopts.syscall_fd = o.syscall_fd;
   const bool keylog_mode = o.mode == "keylog";
   const bool pcap_mode = o.mode == "pcap";
-  copts.keys = keylog_mode || pcap_mode;
-  copts.data = !keylog_mode && !pcap_mode;
-  copts.skel.snap_len = o.snaplen;
-  copts.skel.perf = o.buffer == "perf";
-  copts.syscall_fd = o.syscall_fd == "never"    ? TlsCapture::Options::SyscallFd::kNever
-                     : o.syscall_fd == "needed" ? TlsCapture::Options::SyscallFd::kNeeded
-                                                : TlsCapture::Options::SyscallFd::kAlways;
 
   // -m pcap: interface, link type and filter are checked before any BPF work.
   unsigned ifindex = 0;
@@ -334,15 +332,33 @@ int run_tls_command(const TlsCommandOptions& o) {
     filter = std::move(*f);
   }
 
-  auto capture = TlsCapture::create(copts);
+  auto ring_set = RingSet::create(ring_opts);
+  if (!ring_set) {
+    console("{}", ring_set.error().message);
+    return 1;
+  }
+  RingSet& rings_owner = **ring_set;
+  if (auto r = rings_owner.set_filter(o.pids, o.uid, 0); !r) {
+    console("{}", r.error().message);
+    return 1;
+  }
+  auto capture = module.load(mopts, rings_owner);
   if (!capture) {
     console("{}", capture.error().message);
     return 1;
   }
-  auto& cap = **capture;
+  CaptureModule& cap = **capture;
+  // Warnings always; in keylog mode they say why a library gives no keys
+  // (silence would look like a capture with no handshakes).
+  for (const auto& n : cap.notes()) {
+    if (n.severity == Note::Severity::kWarning) {
+      if (keylog_mode) console("{}", n.text);
+      else log("{}", n.text);
+    } else if (o.debug) {
+      log("{}", n.text);
+    }
+  }
   if (o.debug) {
-    for (const auto& n : cap.notes()) log("skipped: {}", n);
-    for (const auto& n : cap.fd_notes()) log("{}", n);
     log("syscall tracepoints: {} (--syscall-fd {})",
         cap.syscall_tracepoints() ? "attached (they run for every read/write syscall on the machine)"
                                   : "not attached",
@@ -352,23 +368,24 @@ int run_tls_command(const TlsCommandOptions& o) {
           t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
   }
 
+  std::unique_ptr<PacketCapture> packets;
   if (pcap_mode) {
-    for (const auto& n : cap.key_notes())
-      if (o.debug || n.severity == Note::Severity::kWarning) log("{}", n.text);
     if (cap.key_targets() == 0)
       console("no hooked library gives TLS keys (see above): packets are captured, but Wireshark will not decrypt them");
+    auto p = PacketCapture::create(rings_owner, o.snaplen);
+    if (!p) {
+      console("{}", p.error().message);
+      return 1;
+    }
+    packets = std::move(*p);
     // On lo every packet passes egress and then ingress: once is enough.
-    if (auto r = cap.attach_packets(static_cast<int>(ifindex), o.ifname, true, !loopback); !r) {
+    if (auto r = packets->attach(static_cast<int>(ifindex), o.ifname, true, !loopback); !r) {
       console("{}", r.error().message);
       return 1;
     }
   }
 
   if (keylog_mode) {
-    // Why a library gives no keys is always shown: silence would look like
-    // a capture with no handshakes.
-    for (const auto& n : cap.key_notes())
-      if (o.debug || n.severity == Note::Severity::kWarning) console("{}", n.text);
     if (cap.key_targets() == 0) {
       console("no hooked library gives TLS keys (see above); nothing to capture in -m keylog");
       return 1;
@@ -471,18 +488,18 @@ int run_tls_command(const TlsCommandOptions& o) {
   EventSink& sink = *sink_ptr;
 
   moodycamel::spsc_sema::LightweightSemaphore wake;
-  const auto& rings = cap.skeleton().ring_fds();
+  const auto& rings = rings_owner.ring_fds();
   int nreaders = o.readers > 0 ? o.readers : std::min<int>(4, static_cast<int>(rings.size()));
   nreaders = std::min<int>(nreaders, static_cast<int>(rings.size()));
   std::vector<std::vector<int>> groups(static_cast<size_t>(nreaders));
   for (size_t i = 0; i < rings.size(); ++i) groups[i % groups.size()].push_back(rings[i]);
   RingReader::Options ropts;
   ropts.poll_ms = o.poll_ms;
-  ropts.perf = cap.skeleton().perf();
+  ropts.perf = rings_owner.perf();
   std::vector<std::unique_ptr<RingReader>> readers;
   std::vector<BatchSource*> reader_ptrs;
   for (int i = 0; i < nreaders; ++i) {
-    readers.push_back(std::make_unique<RingReader>(i, groups[static_cast<size_t>(i)], cap.skeleton().ring_bytes(),
+    readers.push_back(std::make_unique<RingReader>(i, groups[static_cast<size_t>(i)], rings_owner.ring_bytes(),
                                                    ropts, &wake));
     if (auto r = readers.back()->open(); !r) {
       console("{}", r.error().message);
@@ -515,33 +532,33 @@ int run_tls_command(const TlsCommandOptions& o) {
         return names;
       }(),
                 ", "),
-      rings.size(), cap.skeleton().perf() ? "perf " : "", cap.skeleton().ring_bytes() / 1024, nreaders);
+      rings.size(), rings_owner.perf() ? "perf " : "", rings_owner.ring_bytes() / 1024, nreaders);
   log("outputs: {}", outputs->describe());
   auto started = std::chrono::steady_clock::now();
 
-  std::unique_ptr<TlsRemoteControl> control;
+  std::unique_ptr<RemoteControl> control;
   std::unique_ptr<ApiServer> api;
   if (listen_addr) {
-    TlsLiveConfig live;
+    LiveConfig live;
     live.pids = o.pids;
     live.uid = o.uid;
     live.hex = o.output.hex;
     live.truncate = o.output.tsize;
-    live.libssl = o.libssl;
+    live.library = o.library;
     live.mode = o.mode;
-    live.ring_bytes = cap.skeleton().ring_bytes();
+    live.ring_bytes = rings_owner.ring_bytes();
     live.ecapture_q = ecq ? ecq->url() : std::string();
     live.probe_pids = o.pids;
     for (const auto& t : cap.targets()) live.targets.push_back(t.display);
     live.uprobes = cap.uprobes();
-    TlsRemoteControl::Hooks hooks;
+    RemoteControl::Hooks hooks;
     hooks.metrics = [&] {
-      return metrics_text(collect(cap, processor, readers, *outputs, output.get()), readers, ecq.get(),
+      return metrics_text(collect(rings_owner, processor, readers, *outputs, output.get()), readers, ecq.get(),
                           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     };
-    hooks.counters_json = [&] { return counters_json(collect(cap, processor, readers, *outputs, output.get())); };
+    hooks.counters_json = [&] { return counters_json(collect(rings_owner, processor, readers, *outputs, output.get())); };
     hooks.log = [](const std::string& line) { log_line(line); };
-    control = std::make_unique<TlsRemoteControl>(cap, processor, std::move(live), std::move(hooks));
+    control = std::make_unique<RemoteControl>(module, cap, rings_owner, processor, std::move(live), std::move(hooks));
     ApiServer::Options ao;
     ao.addr = *listen_addr;
     ao.token = o.listen_token;
@@ -577,7 +594,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     }
     auto now = std::chrono::steady_clock::now();
     if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
-      Counters t = collect(cap, processor, readers, *outputs, output.get());
+      Counters t = collect(rings_owner, processor, readers, *outputs, output.get());
       console("{}", stats_line(t, last_status, std::chrono::duration<double>(now - last_status_at).count()));
       last_status = t;
       last_status_at = now;
@@ -601,6 +618,7 @@ int run_tls_command(const TlsCommandOptions& o) {
   // delivers everything, the writers deliver their queues (or count what
   // they could not), and only then are the losses summed up.
   cap.detach();
+  if (packets) packets->detach();
   for (auto& r : readers) r->request_stop();
   for (auto& r : readers) r->join();
   processor.join();
@@ -614,7 +632,7 @@ int run_tls_command(const TlsCommandOptions& o) {
     exit_code = 1;
   }
 
-  Counters t = collect(cap, processor, readers, *outputs, output.get());
+  Counters t = collect(rings_owner, processor, readers, *outputs, output.get());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   print_summary(t, secs, keylog, pcap);
   if (capture_file)

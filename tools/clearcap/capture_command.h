@@ -1,4 +1,5 @@
-// `clearcap tls`: capture OpenSSL/BoringSSL plaintext until SIGINT/SIGTERM.
+// `clearcap <module>`: capture with one module (plus packets in -m pcap)
+// until SIGINT/SIGTERM.
 #pragma once
 
 #include <cstdint>
@@ -10,10 +11,10 @@
 
 namespace clearcap {
 
-struct TlsCommandOptions {
+struct CaptureCommandOptions {
   std::vector<int> pids;
   uint32_t uid = 0;
-  std::optional<std::string> libssl;
+  std::optional<std::string> library;  // the module's library flag (--libssl, --gnutls, --nspr)
   OutputOptions output;  // format, destinations, rotation
   uint32_t mapsize_pages = 0;     // per CPU; 0 = from the machine (ring_pages_for_machine)
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
@@ -37,7 +38,9 @@ struct TlsCommandOptions {
   std::string filter;                               // pcap mode: trailing arguments joined
 };
 
+struct ModuleInfo;
+
 // Returns the process exit code.
-int run_tls_command(const TlsCommandOptions& opts);
+int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& opts);
 
 }  // namespace clearcap

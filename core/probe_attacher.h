@@ -1,0 +1,88 @@
+// The one owner of a capture's probe attachments (every bpf_link): uprobes
+// and uretprobes from a module's probe table, per attachment unit (a file
+// and one process in it, or every process mapping the file), and the
+// tracepoints a module needs.
+//   - Entry probes are attached before their return probes, and return
+//     probes go first: no call can reach a return probe without having
+//     passed its entry (which would count a loss that is not one).
+//   - retarget() attaches what is new before removing what is gone, so a
+//     unit kept across the change never goes unhooked; on error nothing
+//     changes.
+//   - Destruction detaches everything, in reverse order.
+// Thread: one owner at a time (the capture session serialises control calls).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+
+struct bpf_link;
+struct bpf_program;
+
+namespace clearcap {
+
+// A file to hook: a library, or an executable with the library linked in.
+struct ProbeTarget {
+  std::string path;     // path clearcap opens (may go through /proc/PID/root for containers)
+  std::string display;  // path as the owning process sees it, for messages
+  std::map<std::string, uint64_t> offsets;  // function name -> file offset
+  std::vector<int> pids;                    // attach only in these processes; empty = all
+};
+
+// One row of a module's probe table: a function and the programs run at its
+// entry and return (either may be null).
+struct ProbeSpec {
+  std::string symbol;
+  bpf_program* entry = nullptr;
+  bpf_program* ret = nullptr;
+  // Skip this row on a target that has this function (a newer function
+  // that the old one calls: hooking both would see each call twice).
+  std::string unless = {};
+};
+
+class ProbeAttacher {
+ public:
+  ProbeAttacher() = default;
+  ~ProbeAttacher() { detach(); }
+  ProbeAttacher(const ProbeAttacher&) = delete;
+  ProbeAttacher& operator=(const ProbeAttacher&) = delete;
+
+  // Attaches the rows of `specs` whose symbol `t` has, in every unit of `t`.
+  // `cookie` reaches the programs through bpf_get_attach_cookie().
+  Result<void> attach(const ProbeTarget& t, std::span<const ProbeSpec> specs, uint64_t cookie);
+  // Moves the uprobes to `targets` (see the header comment).
+  Result<void> retarget(const std::vector<ProbeTarget>& targets, std::span<const ProbeSpec> specs,
+                        const std::function<uint64_t(const ProbeTarget&)>& cookie_of);
+
+  // Programs attached by their own section (tracepoints); all or none.
+  Result<void> attach_tracepoints(std::span<bpf_program* const> progs);
+  void detach_tracepoints();
+  bool has_tracepoints() const { return !tracepoints_.empty(); }
+
+  // Every probe and tracepoint, return probes first (idempotent).
+  void detach();
+  size_t uprobes() const { return uprobes_; }
+  // Units skipped because their process went away meanwhile.
+  const std::vector<Note>& notes() const { return notes_; }
+
+ private:
+  using Unit = std::pair<std::string, int>;  // (file, pid); pid -1 = every process
+  static std::vector<Unit> units_of(const ProbeTarget& t);
+  Result<std::vector<bpf_link*>> attach_unit(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs,
+                                             uint64_t cookie);
+  static void destroy(std::vector<bpf_link*>& links);
+  void recount();
+
+  std::map<Unit, std::vector<bpf_link*>> units_;
+  std::vector<bpf_link*> tracepoints_;
+  std::vector<Note> notes_;
+  size_t uprobes_ = 0;
+};
+
+}  // namespace clearcap
