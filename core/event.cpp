@@ -30,6 +30,7 @@ DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hd
   const char* comm = reinterpret_cast<const char*>(base + offsetof(cc_keys_event, comm));
   out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
   out.key_record = bytes.subspan(0, sizeof(cc_keys_event));
+  out.record = out.key_record;
   return DecodeStatus::kSuccess;
 }
 
@@ -48,6 +49,7 @@ DecodeStatus decode_packet(std::span<const uint8_t> bytes, const cc_record_hdr& 
   out.flags = p.flags;
   out.module = "pcap";
   out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
+  out.record = bytes.subspan(0, size_t{hdr.hdr_len} + hdr.data_len);
   return DecodeStatus::kSuccess;
 }
 
@@ -97,6 +99,7 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   out.ifindex = 0;
   out.wire_len = 0;
   out.key_record = {};
+  out.record = bytes.subspan(0, size_t{hdr.hdr_len} + hdr.data_len);
   return DecodeStatus::kSuccess;
 }
 

@@ -43,6 +43,9 @@ struct Event {
   // link-layer header on; direction kWrite = egress (sent), kRead = ingress;
   // flags are CC_PKT_*.
   uint16_t record_type = CC_REC_DATA;
+  // The whole record as the kernel wrote it (header, fixed part, payload):
+  // what a capture file keeps. Empty for events built in memory.
+  std::span<const uint8_t> record;
   std::span<const uint8_t> key_record;
   uint32_t ifindex = 0;   // packets: interface
   uint32_t wire_len = 0;  // packets: length on the wire (>= payload.size())

@@ -84,7 +84,10 @@ Result<void> RotatingCaptureOutput::close() {
 // ---- CaptureFileSink -----------------------------------------------------------
 
 namespace {
-constexpr size_t kMaxRecord = capfile::kRecordPrefix + sizeof(cc_data_event) + CC_CHUNK_MAX;
+// The largest record of any type (data chunk, packet, keys).
+constexpr size_t kMaxRecord =
+    capfile::kRecordPrefix + std::max({sizeof(cc_data_event) + CC_CHUNK_MAX, sizeof(cc_packet_event) + CC_PACKET_MAX + 1,
+                                       sizeof(cc_keys_event)});
 }
 
 Result<std::unique_ptr<CaptureFileSink>> CaptureFileSink::open(const std::string& path, Options opts) {
@@ -146,23 +149,7 @@ CaptureFileSink::~CaptureFileSink() {
   ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
 }
 
-void CaptureFileSink::write(const Event& ev) {
-  const int64_t offset = static_cast<int64_t>(ev.wall_ns - ev.boot_ns);
-  if (cur_ && (cur_->info.boot_to_wall_ns != offset ||
-               (ev.boot_ns > cur_->info.first_boot_ns && ev.boot_ns - cur_->info.first_boot_ns >= opts_.max_age_ns)))
-    hand_off();
-  if (!cur_) {
-    if (!free_.try_dequeue(cur_)) {
-      dropped_events_.fetch_add(1, std::memory_order_relaxed);
-      dropped_bytes_.fetch_add(sizeof(cc_data_event) + ev.payload.size(), std::memory_order_relaxed);
-      return;
-    }
-    cur_->used = 0;
-    cur_->info = capfile::BatchInfo{};
-    cur_->info.boot_to_wall_ns = offset;
-    cur_->info.first_boot_ns = ev.boot_ns;
-  }
-
+size_t CaptureFileSink::encode_data_record(const Event& ev, uint8_t* out) {
   cc_data_event rec{};
   rec.hdr.type = CC_REC_DATA;
   rec.hdr.hdr_len = sizeof(cc_data_event);
@@ -186,12 +173,46 @@ void CaptureFileSink::write(const Event& ev) {
   if (ev.saddr) std::memcpy(rec.saddr, ev.saddr, CC_ADDR_LEN);
   if (ev.daddr) std::memcpy(rec.daddr, ev.daddr, CC_ADDR_LEN);
   std::memcpy(rec.comm, ev.comm.data(), std::min(ev.comm.size(), sizeof(rec.comm)));
+  std::memcpy(out, &rec, sizeof(rec));
+  if (!ev.payload.empty()) std::memcpy(out + sizeof(rec), ev.payload.data(), ev.payload.size());
+  return sizeof(rec) + ev.payload.size();
+}
 
-  const uint32_t len = static_cast<uint32_t>(sizeof(rec) + ev.payload.size());
+void CaptureFileSink::write(const Event& ev) {
+  // An event built in memory (no raw record) can only be a data event.
+  if ((ev.record.empty() && ev.record_type != CC_REC_DATA) || ev.record.size() + capfile::kRecordPrefix > kMaxRecord) {
+    dropped_events_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const int64_t offset = static_cast<int64_t>(ev.wall_ns - ev.boot_ns);
+  if (cur_ && (cur_->info.boot_to_wall_ns != offset ||
+               (ev.boot_ns > cur_->info.first_boot_ns && ev.boot_ns - cur_->info.first_boot_ns >= opts_.max_age_ns)))
+    hand_off();
+  if (!cur_) {
+    if (!free_.try_dequeue(cur_)) {
+      dropped_events_.fetch_add(1, std::memory_order_relaxed);
+      dropped_bytes_.fetch_add(ev.record.empty() ? sizeof(cc_data_event) + ev.payload.size() : ev.record.size(),
+                               std::memory_order_relaxed);
+      return;
+    }
+    cur_->used = 0;
+    cur_->info = capfile::BatchInfo{};
+    cur_->info.boot_to_wall_ns = offset;
+    cur_->info.first_boot_ns = ev.boot_ns;
+  }
+
   uint8_t* p = cur_->data.data() + cur_->used;
-  std::memcpy(p, &len, sizeof(len));
-  std::memcpy(p + sizeof(len), &rec, sizeof(rec));
-  if (!ev.payload.empty()) std::memcpy(p + sizeof(len) + sizeof(rec), ev.payload.data(), ev.payload.size());
+  uint32_t len = 0;
+  if (!ev.record.empty()) {
+    // The record exactly as the kernel wrote it, whatever its type: capture
+    // files keep raw records (the ABI is append-only), decoded when read.
+    len = static_cast<uint32_t>(ev.record.size());
+    std::memcpy(p, &len, sizeof(len));
+    std::memcpy(p + sizeof(len), ev.record.data(), len);
+  } else {
+    len = static_cast<uint32_t>(encode_data_record(ev, p + sizeof(len)));
+    std::memcpy(p, &len, sizeof(len));
+  }
   cur_->used += sizeof(len) + len;
   cur_->info.records++;
   cur_->info.last_boot_ns = ev.boot_ns;

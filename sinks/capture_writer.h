@@ -127,6 +127,8 @@ class CaptureFileSink : public EventSink {
   void write(const Event& ev) override;
   void flush() override;
   void collect_stats(std::vector<SinkStats>& out) const override;
+  // A data record for an event built in memory (no raw record); returns its size.
+  static size_t encode_data_record(const Event& ev, uint8_t* out);
 
   // Hands over the last batch, waits for the writer to compress and write
   // everything, closes the output. Idempotent.

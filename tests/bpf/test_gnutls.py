@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -67,6 +68,33 @@ class GnutlsTest(unittest.TestCase):
                 self._check_pair(cap, ngx, wget.pid, request_line, "wget")
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
         self.assertEqual(cap.losses, 0, "summary must say losses: 0\n" + cap.stderr[-3000:])
+
+    def test_capture_file_and_export(self):
+        """-w records gnutls events raw; export turns them back into JSON
+        lines naming the module and the GnuTLS function."""
+        token = h.new_token()
+        with tempfile.TemporaryDirectory() as tmp, h.Nginx() as ngx:
+            ccap = os.path.join(tmp, "g.ccap")
+            with h.Clearcap(["-w", ccap], module="gnutls") as cap:
+                wget = h.start_process(
+                    self, [WGET, "-q", "-O", "-", "--no-check-certificate", f"https://127.0.0.1:{ngx.port}/{token}"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, _ = h.finish(wget, what="wget")
+                self.assertIn(h.RESPONSE_MARKER.encode(), out)
+            self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+            self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+            jsonl = os.path.join(tmp, "g.jsonl")
+            res = h.clearcap_run("export", ccap, "-o", jsonl)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            with open(jsonl, "rb") as f:
+                events = [h.parse_json_line(line) for line in f if line.strip()]
+        w = h.matching(events, f"GET /{token} HTTP/1.1", pid=wget.pid, direction="write")
+        rd = h.matching(events, h.RESPONSE_MARKER, pid=wget.pid, direction="read")
+        self.assertEqual(len(w), 1, events)
+        self.assertTrue(rd, events)
+        for ev in (w[0], rd[0]):
+            h.check_event_schema(self, ev, module="gnutls")
+            self.assertEqual(ev["dst_port" if ev is w[0] else "src_port"], ngx.port, h.describe(ev))
 
     def test_config_api_speaks_for_gnutls(self):
         token = h.new_token()

@@ -324,3 +324,73 @@ TEST(CaptureExport, PcapngIsDissectedByTshark) {
 
 }  // namespace
 }  // namespace clearcap
+
+namespace clearcap {
+namespace {
+
+// A capture file keeps each record exactly as the kernel wrote it, whatever
+// its type: a packet, a keys record and a data record of another module come
+// back byte for byte (the writer used to rebuild every event as a data
+// record, which would have corrupted the others).
+TEST(CaptureFile, KeepsRawRecordsOfEveryType) {
+  std::vector<std::vector<uint8_t>> records;
+  {
+    test::TestRecord gnutls;
+    gnutls.raw.source = CC_SRC_GNUTLS_RECV;
+    gnutls.raw.direction = CC_DIR_READ;
+    gnutls.raw.ts_ns = 1000;
+    records.push_back(gnutls.with_payload("HTTP/1.1 200 OK\r\n").bytes());
+  }
+  {
+    cc_packet_event p{};
+    p.hdr.type = CC_REC_PACKET;
+    p.hdr.hdr_len = sizeof(p);
+    p.hdr.data_len = 60;
+    p.ifindex = 1;
+    p.wire_len = 1500;
+    p.direction = CC_PKT_INGRESS;
+    p.flags = CC_PKT_TRUNCATED;
+    p.ts_ns = 2000;
+    std::vector<uint8_t> b(sizeof(p) + 60);
+    std::memcpy(b.data(), &p, sizeof(p));
+    for (size_t i = 0; i < 60; ++i) b[sizeof(p) + i] = static_cast<uint8_t>(i * 7);
+    records.push_back(std::move(b));
+  }
+  {
+    cc_keys_event k{};
+    k.hdr.type = CC_REC_KEYS;
+    k.hdr.hdr_len = sizeof(k);
+    k.pid = 77;
+    k.ts_ns = 3000;
+    k.present = 1;
+    k.items[CC_KEY_CLIENT_RANDOM][0] = 0xab;
+    std::vector<uint8_t> b(sizeof(k));
+    std::memcpy(b.data(), &k, sizeof(k));
+    records.push_back(std::move(b));
+  }
+  const std::string path = tmp_path("raw_types.ccap");
+  {
+    auto sink = CaptureFileSink::open(path, CaptureFileSink::Options{});
+    ASSERT_TRUE(sink) << sink.error().message;
+    for (const auto& r : records) {
+      Event ev;
+      ASSERT_EQ(decode_record(r, ev), DecodeStatus::kSuccess);
+      ev.wall_ns = ev.boot_ns + 5;
+      (*sink)->write(ev);
+    }
+    (*sink)->finish();
+  }
+  auto reader = CaptureReader::open(path);
+  ASSERT_TRUE(reader) << reader.error().message;
+  Event got;
+  for (const auto& want : records) {
+    ASSERT_TRUE((*reader)->next(got));
+    EXPECT_EQ(std::vector<uint8_t>(got.record.begin(), got.record.end()), want);
+    EXPECT_EQ(got.wall_ns, got.boot_ns + 5);
+  }
+  EXPECT_FALSE((*reader)->next(got));
+  EXPECT_EQ((*reader)->skipped_records(), 0u);
+}
+
+}  // namespace
+}  // namespace clearcap
