@@ -41,7 +41,17 @@ class Batch {
   void clear() {
     used_ = 0;
     records_ = 0;
+    has_wall_offset_ = false;
   }
+  // Records replayed from a capture file carry their own clock: wall =
+  // boot + this offset for every record of the batch. Live batches have
+  // none (the processor converts with the machine's clock).
+  void set_wall_offset(int64_t boot_to_wall_ns) {
+    boot_to_wall_ns_ = boot_to_wall_ns;
+    has_wall_offset_ = true;
+  }
+  bool has_wall_offset() const { return has_wall_offset_; }
+  int64_t wall_offset() const { return boot_to_wall_ns_; }
   bool empty() const { return used_ == 0; }
   size_t used() const { return used_; }
   size_t capacity() const { return data_.size(); }
@@ -51,6 +61,8 @@ class Batch {
   std::vector<uint8_t> data_;
   size_t used_ = 0;
   uint32_t records_ = 0;
+  int64_t boot_to_wall_ns_ = 0;
+  bool has_wall_offset_ = false;
 };
 
 }  // namespace clearcap

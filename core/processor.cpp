@@ -38,7 +38,7 @@ FormatOptions Processor::format() const {
   return FormatOptions{(word & kHexBit) != 0, static_cast<size_t>(word & ~kHexBit)};
 }
 
-void Processor::deliver_record(std::span<const uint8_t> record) {
+void Processor::deliver_record(std::span<const uint8_t> record, const int64_t* wall_offset) {
   if (uint64_t word = format_word_.load(std::memory_order_relaxed); word != format_seen_) [[unlikely]] {
     format_seen_ = word;
     sink_.set_format(format());
@@ -48,12 +48,16 @@ void Processor::deliver_record(std::span<const uint8_t> record) {
     decode_errors_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  uint64_t now = ev.boot_ns;
-  if (now - last_refresh_ns_ > 1'000'000'000ull) {
-    clock_.refresh();
-    last_refresh_ns_ = now;
+  if (wall_offset) {
+    ev.wall_ns = ev.boot_ns + static_cast<uint64_t>(*wall_offset);
+  } else {
+    uint64_t now = ev.boot_ns;
+    if (now - last_refresh_ns_ > 1'000'000'000ull) {
+      clock_.refresh();
+      last_refresh_ns_ = now;
+    }
+    ev.wall_ns = clock_.to_wall(ev.boot_ns);
   }
-  ev.wall_ns = clock_.to_wall(ev.boot_ns);
   if (ev.boot_ns < last_released_ts_) late_.fetch_add(1, std::memory_order_relaxed);
   else last_released_ts_ = ev.boot_ns;
   auto check = ev.record_type == CC_REC_DATA ? tracker_.observe(ev) : StreamTracker::Check{};
@@ -87,7 +91,8 @@ void Processor::pop_head(Input& in) {
   Batch* b = in.batches.front();
   size_t next;
   auto rec = b->record_at(in.offset, &next);
-  deliver_record(rec);
+  const int64_t offset = b->wall_offset();
+  deliver_record(rec, b->has_wall_offset() ? &offset : nullptr);
   in.offset = next;
   if (in.offset >= b->used()) {
     in.batches.pop_front();

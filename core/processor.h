@@ -61,7 +61,9 @@ class Processor {
 
   // Runs the whole pipeline over the given records, in the calling thread
   // (replay tests and benchmarks): decode, merge-free, convert, deliver.
-  void deliver_record(std::span<const uint8_t> record);
+  // `wall_offset`: the record's own boot-to-wall offset (capture files),
+  // else the machine's clock converts.
+  void deliver_record(std::span<const uint8_t> record, const int64_t* wall_offset = nullptr);
 
  private:
   struct Input {

@@ -4,11 +4,15 @@
 
 #include <chrono>
 #include <cstdio>
+#include <atomic>
 #include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 
+#include "core/processor.h"
 #include "sinks/capture_reader.h"
+#include "sinks/capture_source.h"
 #include "sinks/exporters.h"
 
 #ifndef CLEARCAP_VERSION
@@ -62,6 +66,34 @@ class Progress {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// The exporter behind the processor: the first failure stops the export.
+class ExporterSink : public EventSink {
+ public:
+  explicit ExporterSink(Exporter& e) : e_(e) {}
+  void write(const Event& ev) override {
+    if (failed_.load(std::memory_order_relaxed)) return;
+    if (auto r = e_.write(ev); !r) {
+      error_ = r.error().message;
+      failed_.store(true, std::memory_order_release);
+    } else {
+      ++events_;
+    }
+  }
+  void flush() override {}
+  void collect_stats(std::vector<SinkStats>&) const override {}
+  // Any thread.
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // After the processor's join().
+  const std::string& error() const { return error_; }
+  uint64_t events() const { return events_; }
+
+ private:
+  Exporter& e_;
+  std::atomic<bool> failed_{false};
+  std::string error_;  // processor thread until join
+  uint64_t events_ = 0;
+};
+
 }  // namespace
 
 int run_export_command(const ExportOptions& o) {
@@ -88,47 +120,46 @@ int run_export_command(const ExportOptions& o) {
     return 2;
   }
 
-  // Merge by time: each reader's records are in time order already (the
-  // processor merged them); take the oldest head among the files.
-  std::vector<Event> heads(readers.size());
-  std::vector<bool> live(readers.size());
-  for (size_t i = 0; i < readers.size(); ++i) live[i] = readers[i]->next(heads[i]);
+  // The live pipeline over the files: the capture-file source merges them
+  // by time, the processor tracks streams and hands each event over.
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  CaptureFileSource source(std::move(readers), &wake);
+  ExporterSink sink(**exporter);
+  Processor processor({&source}, sink, Processor::Options{}, &wake);
   Progress progress(o.progress, total);
-  uint64_t events = 0;
-  int rc = 0;
-  while (true) {
-    size_t best = readers.size();
-    for (size_t i = 0; i < readers.size(); ++i)
-      if (live[i] && (best == readers.size() || heads[i].wall_ns < heads[best].wall_ns)) best = i;
-    if (best == readers.size()) break;
-    if (auto r = (*exporter)->write(heads[best]); !r) {
-      progress.done();
-      log("{}", r.error().message);
-      return 2;
-    }
-    ++events;
-    live[best] = readers[best]->next(heads[best]);
-    if ((events & 255) == 0) {
-      uint64_t done = 0;
-      for (auto& r : readers) done += r->bytes_done();
-      progress.update(done);
-    }
+  processor.start();
+  source.start();
+  while (!source.finished()) {
+    if (sink.failed()) source.request_stop();
+    progress.update(source.bytes_done());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  source.join();
+  processor.join();
   progress.update(total, true);
   progress.done();
+  if (sink.failed()) {
+    log("{}", sink.error());
+    return 2;
+  }
+  const uint64_t events = sink.events();
+  int rc = 0;
   if (auto r = (*exporter)->finish(); !r) {
     log("{}", r.error().message);
     return 2;
   }
   uint64_t skipped_frames = 0, skipped_records = 0, skipped_bytes = 0;
-  for (auto& r : readers) {
+  for (auto& r : source.readers()) {
     for (const auto& p : r->problems()) log("{}", p);
     skipped_frames += r->skipped_frames();
     skipped_records += r->skipped_records();
     skipped_bytes += r->skipped_bytes();
   }
-  log("exported {} events from {} file(s) to {} ({})", events, readers.size(), o.output, format);
+  log("exported {} events from {} file(s) to {} ({})", events, source.readers().size(), o.output, format);
   for (const auto& n : (*exporter)->notes()) log("{}", n);
+  if (processor.gaps())
+    log("stream gaps: {} ({} bytes missing: lost at capture time, see the capture's summary)", processor.gaps(),
+        processor.gap_bytes());
   if (skipped_frames || skipped_records || skipped_bytes) {
     log("damaged input: {} frames, {} records and {} bytes skipped (everything readable was exported)",
         skipped_frames, skipped_records, skipped_bytes);
