@@ -49,7 +49,7 @@ class ApiServer {
   struct Options {
     ListenAddr addr;
     std::string token;  // non-empty: Authorization: Bearer <token> required
-    std::string module = "tls";  // module_type of the replies this class makes itself
+    std::string module;  // module_type of the replies this class makes itself (the running module)
     int threads = 2;
   };
 

@@ -15,7 +15,7 @@
 #include "core/processor.h"
 #include "core/prometheus_text.h"
 #include "core/capture_module.h"
-#include "core/ring_set.h"
+#include "core/capture_session.h"
 #include "modules/registry.h"
 
 namespace clearcap {
@@ -40,12 +40,11 @@ bool subset(const std::vector<int>& a, const std::vector<int>& b) {
 
 std::string json_escape_text(std::string_view s) { return json_escape(s); }
 
-RemoteControl::RemoteControl(const ModuleInfo& module, CaptureModule& capture, RingSet& rings, Processor& processor,
+RemoteControl::RemoteControl(const ModuleInfo& module, CaptureSession& session, CaptureModule& capture,
                              LiveConfig initial, Hooks hooks)
     : module_(module),
+      session_(session),
       capture_(capture),
-      rings_(rings),
-      processor_(processor),
       hooks_(std::move(hooks)),
       cfg_(std::move(initial)) {}
 
@@ -191,7 +190,7 @@ ApiReply RemoteControl::post_module(const std::string& body) {
     d.pids = next.pids;
     // While the filter still names the old pids, widen it to both sets so
     // the new processes are seen as soon as their probes are in.
-    if (auto r = capture_.retarget(d); !r)
+    if (auto r = session_.retarget(capture_, d); !r)
       return reply_for(module_.name, ApiCode::kValidationFailed, fmt::format("cannot attach to the new targets: {}; nothing changed",
                                                            r.error().message));
     next.probe_pids = next.pids;
@@ -201,13 +200,13 @@ ApiReply RemoteControl::post_module(const std::string& body) {
     done.push_back(fmt::format("re-attached {} probes to {}", next.uprobes, fmt::join(next.targets, ", ")));
   }
   if (next.pids != cur.pids || next.uid != cur.uid || next.cgroup_id != cur.cgroup_id) {
-    if (auto r = rings_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
+    if (auto r = session_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
       return reply_for(module_.name, ApiCode::kInternal, fmt::format("cannot update the BPF filters: {}", r.error().message));
     done.push_back(fmt::format("filters: pids [{}], uid {}, cgroup {}", fmt::join(next.pids, ","), next.uid,
                                next.cgroup_path.empty() ? "any" : next.cgroup_path));
   }
   if (next.hex != cur.hex || next.truncate != cur.truncate) {
-    processor_.set_format(FormatOptions{next.hex, static_cast<size_t>(next.truncate)});
+    session_.set_format(FormatOptions{next.hex, static_cast<size_t>(next.truncate)});
     done.push_back(fmt::format("output: hex {}, truncate {}", next.hex, next.truncate));
   }
   {

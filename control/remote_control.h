@@ -5,7 +5,7 @@
 // stopping it.
 //
 // In place (nothing detached): pid/uid/cgroup filters through the BPF maps
-// (RingSet::set_filter), truncate/hex through Processor::set_format.
+// (CaptureSession::set_filter), truncate/hex through the processor.
 // Re-attach (rings, readers, processor and sinks stay up): a new library path,
 // or a pid set outside the processes the probes were attached in (a capture
 // started with --pid has probes only in those processes).
@@ -29,8 +29,7 @@
 namespace clearcap {
 
 class CaptureModule;
-class Processor;
-class RingSet;
+class CaptureSession;
 struct ModuleInfo;
 
 // The configuration in force.
@@ -57,8 +56,8 @@ class RemoteControl {
     std::function<std::string()> counters_json;  // one JSON object
     std::function<void(const std::string&)> log; // clearcap's own log
   };
-  RemoteControl(const ModuleInfo& module, CaptureModule& capture, RingSet& rings, Processor& processor,
-                LiveConfig initial, Hooks hooks);
+  RemoteControl(const ModuleInfo& module, CaptureSession& session, CaptureModule& capture, LiveConfig initial,
+                Hooks hooks);
 
   ApiReply handle(const ApiRequest& req);
 
@@ -72,9 +71,8 @@ class RemoteControl {
   std::optional<ApiError> resolve(const ConfigPatch& patch, LiveConfig& next) const;
 
   const ModuleInfo& module_;
+  CaptureSession& session_;
   CaptureModule& capture_;
-  RingSet& rings_;
-  Processor& processor_;
   Hooks hooks_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex apply_mu_;          // held while a change is applied

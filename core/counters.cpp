@@ -1,5 +1,7 @@
 #include "core/counters.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "core/json_text.h"
@@ -70,6 +72,24 @@ uint64_t sum_bytes(const std::vector<Counters::Loss>& rows) {
 uint64_t Counters::lost() const { return sum_count(losses()); }
 
 uint64_t Counters::lost_bytes() const { return sum_bytes(losses()); }
+
+std::vector<std::string> summary_lines(const Counters& t, double seconds, const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  out.push_back(fmt::format("--- summary ({:.1f} s) ---", seconds));
+  out.push_back(fmt::format("events: {} ({} bytes of plaintext)", t.events, t.payload_bytes));
+  // The headline total is every loss row, outputs included.
+  for (auto& line : summary_loss_lines(t)) out.push_back(std::move(line));
+  out.insert(out.end(), extra.begin(), extra.end());
+  out.push_back(fmt::format("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes,
+                            t.late));
+  for (const auto& o : t.outputs)
+    out.push_back(fmt::format("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name,
+                              o.write_errors, o.dropped_bytes, o.dropped_events,
+                              o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : ""));
+  out.push_back(fmt::format("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}",
+                            t.bpf[CC_STAT_NO_FD], t.bpf[CC_STAT_FILTERED], t.stalls));
+  return out;
+}
 
 std::vector<std::string> summary_loss_lines(const Counters& c) {
   const auto rows = c.losses();

@@ -65,6 +65,10 @@ struct Counters {
 // The summary's loss lines: "losses: N (B bytes known lost)", then one line
 // per cause (rows of zero included, so a reader knows what was watched).
 std::vector<std::string> summary_loss_lines(const Counters& c);
+// The summary's lines about the pipeline: events, every loss (above),
+// stream gaps, each output's delivery, fd-less events, filters, stalls.
+// `extra` (record-file lines: keys, packets) follows the losses.
+std::vector<std::string> summary_lines(const Counters& c, double seconds, const std::vector<std::string>& extra);
 // The --stats line: totals, the event rate since `prev`, and the non-zero
 // causes.
 std::string stats_line(const Counters& now, const Counters& prev, double interval_s);

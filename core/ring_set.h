@@ -34,6 +34,9 @@ class RingSet {
   };
 
   static Result<std::unique_ptr<RingSet>> create(const Options& opts);
+  // The default ring size per CPU: an 8 MiB budget spread over the possible
+  // CPUs, within 4..8 MiB per ring (a power of two, in pages).
+  static uint32_t default_ring_bytes();
   ~RingSet();
   RingSet(const RingSet&) = delete;
   RingSet& operator=(const RingSet&) = delete;

@@ -1,5 +1,9 @@
 #include "sinks/pcap_sink.h"
 
+#include <fstream>
+
+#include <net/if.h>
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -385,6 +389,24 @@ PcapSink::Counters PcapSink::counters() const {
   c.unparsed = unparsed_.load(std::memory_order_relaxed);
   c.secrets_not_replayed = not_replayed_.load(std::memory_order_relaxed);
   return c;
+}
+
+Result<PcapInterface> pcap_interface(const std::string& ifname) {
+  PcapInterface i;
+  i.ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+  if (i.ifindex == 0)
+    return make_error(ErrorKind::kNotFound,
+                      fmt::format("no network interface '{}' ({}); see `ip link` for the names", ifname,
+                                  std::strerror(errno)),
+                      errno);
+  // ARPHRD_ETHER (1) and ARPHRD_LOOPBACK (772) carry an Ethernet header at
+  // tc; tunnels (ARPHRD_NONE ...) start at the IP header.
+  int arphrd = 0;
+  std::ifstream(fmt::format("/sys/class/net/{}/type", ifname)) >> arphrd;
+  i.loopback = arphrd == 772;
+  i.raw_ip = arphrd != 1 && arphrd != 772;
+  i.linktype = i.raw_ip ? pcapng::kLinktypeRaw : pcapng::kLinktypeEthernet;
+  return i;
 }
 
 void PcapSink::collect_stats(std::vector<SinkStats>& out) const {

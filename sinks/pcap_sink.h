@@ -45,6 +45,15 @@
 
 namespace clearcap {
 
+// The capture interface of -m pcap, checked before any BPF work.
+struct PcapInterface {
+  int ifindex = 0;
+  bool loopback = false;  // every packet passes egress and ingress: one hook is enough
+  bool raw_ip = false;    // no link-layer header at tc (tunnels): LINKTYPE_RAW
+  uint16_t linktype = 1;  // pcapng link type
+};
+Result<PcapInterface> pcap_interface(const std::string& ifname);
+
 class PcapSink : public EventSink {
  public:
   struct Options {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/clearcap/outputs.h"
+#include "sinks/outputs.h"
 
 namespace clearcap {
 

@@ -1,4 +1,4 @@
-#include "tools/clearcap/outputs.h"
+#include "sinks/outputs.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -5,7 +5,7 @@
 // Resolution (spec/cli.md, DESIGN: the summary stays visible):
 //   events: every --eventaddr; else (without -w) the --logaddr destination,
 //           else stdout. With -w and no --eventaddr, events go only to the
-//           capture file (its sink is not part of Outputs).
+//           capture file (OutputSet owns both).
 //   log:    the --logaddr destination; else stderr (plain lines, as always).
 //   With --logaddr, the ready line, --stats lines, errors and the summary
 //   are also printed on stderr, so an interactive user still sees them;
@@ -45,31 +45,6 @@ struct OutputOptions {
   bool private_files = false;           // --private-files: create files 0600
   uint64_t queue_mb = 8;                // per-output queue (--output-queue-mb)
   bool events_elsewhere = false;        // -w: no default event destination
-};
-
-// Hands every event to two sinks (the capture file and the outputs).
-// Thread: as EventSink.
-class TeeSink : public EventSink {
- public:
-  TeeSink(EventSink& a, EventSink& b) : a_(a), b_(b) {}
-  void write(const Event& ev) override {
-    a_.write(ev);
-    b_.write(ev);
-  }
-  void flush() override {
-    a_.flush();
-    b_.flush();
-  }
-  void set_format(const FormatOptions& opts) override {
-    a_.set_format(opts);
-    b_.set_format(opts);
-  }
-  // Each sink's stats are collected by its owner.
-  void collect_stats(std::vector<SinkStats>&) const override {}
-
- private:
-  EventSink& a_;
-  EventSink& b_;
 };
 
 class Outputs {
