@@ -18,7 +18,7 @@ BUILD_PKGS=(
   libhttp-parser-dev
   libssl-dev
   libpcap-dev
-  libnss3-dev libnspr4-dev  # tests/testprogs/nss_client (an NSS client for the nss module's tests)
+  libnss3-dev libnspr4-dev libgnutls28-dev  # test clients of the nss and gnutls modules (tests/testprogs, tests/bpf/module)
   valgrind  # callgrind.h for bench/gate/hotpath_gate; callgrind runs the instruction-count gate
 )
 # Real programs the privileged tests drive on loopback.
