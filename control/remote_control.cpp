@@ -139,18 +139,11 @@ std::optional<ApiError> RemoteControl::resolve(const ConfigPatch& p, LiveConfig&
   if (p.uid) next.uid = *p.uid;
   if (p.cgroup_path) {
     if (p.cgroup_path->empty()) {
-      next.cgroup_path.clear();
-      next.cgroup_id = 0;
+      next.cgroup = Cgroup{};
     } else {
-      std::string path = p.cgroup_path->front() == '/' ? *p.cgroup_path : "/sys/fs/cgroup/" + *p.cgroup_path;
-      struct stat st;
-      struct statfs fs;
-      if (stat(path.c_str(), &st) != 0)
-        return invalid("cgroup_path", fmt::format("{}: {}", path, std::strerror(errno)));
-      if (statfs(path.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
-        return invalid("cgroup_path", fmt::format("{} is not a cgroup v2 directory (such as /sys/fs/cgroup/system.slice)", path));
-      next.cgroup_path = path;
-      next.cgroup_id = st.st_ino;  // a cgroup v2 id is its directory's inode number
+      auto c = resolve_cgroup(*p.cgroup_path);
+      if (!c) return invalid("cgroup_path", c.error().message);
+      next.cgroup = *c;
     }
   }
   if (p.hex) next.hex = *p.hex;
@@ -199,11 +192,11 @@ ApiReply RemoteControl::post_module(const std::string& body) {
     next.uprobes = capture_.uprobes();
     done.push_back(fmt::format("re-attached {} probes to {}", next.uprobes, fmt::join(next.targets, ", ")));
   }
-  if (next.pids != cur.pids || next.uid != cur.uid || next.cgroup_id != cur.cgroup_id) {
-    if (auto r = session_.set_filter(next.pids, next.uid, next.cgroup_id); !r)
+  if (next.pids != cur.pids || next.uid != cur.uid || next.cgroup.id != cur.cgroup.id) {
+    if (auto r = session_.set_filter(next.pids, next.uid, next.cgroup); !r)
       return reply_for(module_.name, ApiCode::kInternal, fmt::format("cannot update the BPF filters: {}", r.error().message));
     done.push_back(fmt::format("filters: pids [{}], uid {}, cgroup {}", fmt::join(next.pids, ","), next.uid,
-                               next.cgroup_path.empty() ? "any" : next.cgroup_path));
+                               next.cgroup.path.empty() ? "any" : next.cgroup.path + " and below"));
   }
   if (next.hex != cur.hex || next.truncate != cur.truncate) {
     session_.set_format(FormatOptions{next.hex, static_cast<size_t>(next.truncate)});
@@ -230,7 +223,7 @@ ApiReply RemoteControl::status() const {
       R"("config":{{"pids":[{}],"uid":{},"cgroup_path":"{}","is_hex":{},"truncate_size":{},"{}":{},)"
       R"("capturemode":"{}","per_cpu_map_size":{},"ecapture_q":"{}"}},"probes":{{"targets":[{}],"uprobes":{},)"
       R"("pids":[{}]}},"counters":{}}}}})",
-      module_.name, module_.name, uptime, fmt::join(c.pids, ","), c.uid, json_escape_text(c.cgroup_path), c.hex,
+      module_.name, module_.name, uptime, fmt::join(c.pids, ","), c.uid, json_escape_text(c.cgroup.path), c.hex,
       c.truncate, module_.api_path_field, json_string_or_null(c.library), c.mode, c.ring_bytes, json_escape_text(c.ecapture_q), fmt::join(targets, ","),
       c.uprobes, fmt::join(c.probe_pids, ","), hooks_.counters_json ? hooks_.counters_json() : "{}");
   return ApiReply{200, "application/json", std::move(body)};

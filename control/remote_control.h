@@ -25,6 +25,7 @@
 
 #include "control/api_server.h"
 #include "control/config_body.h"
+#include "core/cgroup.h"
 
 namespace clearcap {
 
@@ -36,8 +37,7 @@ struct ModuleInfo;
 struct LiveConfig {
   std::vector<int> pids;             // empty = every process
   uint32_t uid = 0;                  // 0 = every user
-  std::string cgroup_path;           // "" = every cgroup
-  uint64_t cgroup_id = 0;
+  Cgroup cgroup;                     // path "" = every cgroup (else its subtree)
   bool hex = false;
   uint64_t truncate = 0;
   std::optional<std::string> library;  // the module's library path; nullopt = automatic discovery

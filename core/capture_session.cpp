@@ -13,7 +13,7 @@ Result<std::unique_ptr<CaptureSession>> CaptureSession::create(const Options& op
   if (!rings) return tl::unexpected(rings.error());
   self->rings_ = std::move(*rings);
   // Filters before any probe: nothing outside them is ever captured.
-  if (auto r = self->rings_->set_filter(opts.pids, opts.uid, opts.cgroup_id); !r) return tl::unexpected(r.error());
+  if (auto r = self->rings_->set_filter(opts.pids, opts.uid, opts.cgroup); !r) return tl::unexpected(r.error());
   return self;
 }
 
@@ -67,9 +67,9 @@ void CaptureSession::stop() {
   processor_->join();
 }
 
-Result<void> CaptureSession::set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id) {
+Result<void> CaptureSession::set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup) {
   std::lock_guard lock(control_mu_);
-  return rings_->set_filter(pids, uid, cgroup_id);
+  return rings_->set_filter(pids, uid, cgroup);
 }
 
 Result<void> CaptureSession::retarget(CaptureModule& module, const DiscoveryOptions& discovery) {

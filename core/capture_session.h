@@ -37,7 +37,7 @@ class CaptureSession {
     int poll_ms = 20;
     std::vector<int> pids;  // filters in force from the start
     uint32_t uid = 0;
-    uint64_t cgroup_id = 0;
+    Cgroup cgroup;
     FormatOptions format;
   };
   using Loader = std::function<Result<std::unique_ptr<CaptureModule>>(const RingSet&)>;
@@ -56,7 +56,7 @@ class CaptureSession {
   void stop();
 
   // Control, from any thread.
-  Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id);
+  Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup);
   Result<void> retarget(CaptureModule& module, const DiscoveryOptions& discovery);
   void set_format(const FormatOptions& f) { processor_->set_format(f); }
   // Runs `fn` under the control lock (a change that reads, then applies).

@@ -160,7 +160,7 @@ Result<std::array<uint64_t, CC_STAT__COUNT>> RingSet::read_stats() const {
   return total;
 }
 
-Result<void> RingSet::set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id) {
+Result<void> RingSet::set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup) {
   cc_filter_cfg cfg{};
   cfg.generation = ++generation_;  // never 0: cached verdicts of the old filter expire
   if (generation_ == 0) cfg.generation = ++generation_;
@@ -169,9 +169,10 @@ Result<void> RingSet::set_filter(const std::vector<int>& pids, uint32_t uid, uin
     cfg.flags |= CC_FILTER_UID;
     cfg.uid = uid;
   }
-  if (cgroup_id != 0) {
+  if (cgroup.id != 0) {
     cfg.flags |= CC_FILTER_CGROUP;
-    cfg.cgroup_id = cgroup_id;
+    cfg.cgroup_id = cgroup.id;
+    cfg.cgroup_level = cgroup.level;
   }
   // Add the new pids before switching the filter on, so no wanted event is
   // dropped in between; stale pids are removed afterwards.

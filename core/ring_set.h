@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "clearcap_abi.h"
+#include "core/cgroup.h"
 #include "core/result.h"
 
 struct bpf_object;
@@ -54,8 +55,8 @@ class RingSet {
   // Sums the per-CPU counters (enum cc_stat) of every family.
   Result<std::array<uint64_t, CC_STAT__COUNT>> read_stats() const;
   // Run-time filters, applied in place: empty `pids` = every process, uid 0
-  // = every user, cgroup_id 0 = every cgroup.
-  Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, uint64_t cgroup_id);
+  // = every user, cgroup id 0 = every cgroup (else its whole subtree).
+  Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup = {});
 
  private:
   RingSet() = default;

@@ -315,7 +315,7 @@ class Runner {
       auto rs = RingSet::create(ro);
       if (!rs) return tl::unexpected(rs.error());
       rings = std::move(*rs);
-      if (auto r = rings->set_filter({getpid()}, 0, 0); !r) return tl::unexpected(r.error());
+      if (auto r = rings->set_filter({getpid()}, 0); !r) return tl::unexpected(r.error());
       TlsCapture::Options o;
       o.syscall_fd = c.syscall_fd;
       o.discovery.library = t_.libssl;

@@ -255,7 +255,7 @@ struct cc_filter_cfg {
 	__u32 uid;        /* with CC_FILTER_UID: only this uid */
 	__u64 cgroup_id;  /* with CC_FILTER_CGROUP: only this cgroup id */
 	__u32 generation; /* changes with every update, never 0: per-thread cached pid verdicts expire */
-	__u32 _pad;
+	__u32 cgroup_level; /* with CC_FILTER_CGROUP: depth of cgroup_id below the root; its whole subtree passes */
 };
 
 #define CC_FILTER_PID (1u << 0)    /* only pids present in map "pid_filter" */

@@ -91,6 +91,19 @@ static __always_inline __u64 cc_task_cgroup_id(struct task_struct *t)
 	return t->cgroups->dfl_cgrp->kn->id;
 }
 
+/* Whether the task's cgroup v2 is `id` (at depth `level`) or below it: its
+ * ancestor at that depth is the one. Runs only with a cgroup filter. */
+static __always_inline bool cc_task_in_cgroup(struct task_struct *t, __u64 id, __u32 level)
+{
+	struct cgroup *cg = t->cgroups->dfl_cgrp;
+	if ((__u32)cg->level < level)
+		return false;
+	struct cgroup *anc = NULL;
+	if (bpf_probe_read_kernel(&anc, sizeof(anc), &cg->ancestors[level & 255]) || !anc)
+		return false;
+	return BPF_CORE_READ(anc, kn, id) == id;
+}
+
 static __always_inline void cc_task_comm(struct task_struct *t, char *dst)
 {
 	__builtin_memcpy(dst, t->comm, CC_COMM_LEN);
@@ -135,7 +148,7 @@ static __always_inline bool cc_filtered_task(struct task_struct *t, struct cc_fi
 	}
 	if ((cfg->flags & CC_FILTER_UID) && cc_task_uid(t) != cfg->uid)
 		return true;
-	if ((cfg->flags & CC_FILTER_CGROUP) && cc_task_cgroup_id(t) != cfg->cgroup_id)
+	if ((cfg->flags & CC_FILTER_CGROUP) && !cc_task_in_cgroup(t, cfg->cgroup_id, cfg->cgroup_level))
 		return true;
 	return false;
 }

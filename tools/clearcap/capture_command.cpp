@@ -74,6 +74,12 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     if (!a) return console.log("{}", a.error().message), 2;
     listen_addr = *a;
   }
+  Cgroup cgroup;
+  if (!o.cgroup_path.empty()) {
+    auto c = resolve_cgroup(o.cgroup_path);
+    if (!c) return console.log("--cgroup_path {}", c.error().message), 2;
+    cgroup = *c;
+  }
   if (auto r = check_btf(); !r) return console.log("{}", r.error().message), 1;
   if (auto r = check_privileges(); !r) return console.log("{}", r.error().message), 1;
   RunSignals signals;  // before any thread exists
@@ -125,6 +131,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   so.poll_ms = o.poll_ms;
   so.pids = o.pids;
   so.uid = o.uid;
+  so.cgroup = cgroup;
   so.format = FormatOptions{o.output.hex, static_cast<size_t>(o.output.tsize)};
   auto session_r = CaptureSession::create(so, outs->sink());
   if (!session_r) return console.say("{}", session_r.error().message), 1;
@@ -221,6 +228,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     LiveConfig live;
     live.pids = o.pids;
     live.uid = o.uid;
+    live.cgroup = cgroup;
     live.hex = o.output.hex;
     live.truncate = o.output.tsize;
     live.library = o.library;

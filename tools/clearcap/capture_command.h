@@ -14,6 +14,7 @@ namespace clearcap {
 struct CaptureCommandOptions {
   std::vector<int> pids;
   uint32_t uid = 0;
+  std::string cgroup_path;  // --cgroup_path: only this cgroup v2 subtree ("" = all)
   std::optional<std::string> library;  // the module's library flag (--libssl, --gnutls, --nspr)
   OutputOptions output;  // format, destinations, rotation
   uint32_t mapsize_pages = 0;     // per CPU; 0 = from the machine (ring_pages_for_machine)

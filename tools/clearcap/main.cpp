@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4194304));  // PID_MAX_LIMIT
   app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)");
+  app.add_option("--cgroup_path,--cgroup-path", o.cgroup_path,
+                 "Only processes in this cgroup v2 directory or below it (absolute, or relative to the cgroup2 mount), "
+                 "e.g. system.slice/nginx.service");
   auto& out = o.output;
   app.add_option("--format", out.format,
                  "Output format: text (human), json (one object per line), proto (length-delimited eCaptureQ "
