@@ -74,7 +74,7 @@ class ApiServer::Impl {
   Handler handler;
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
-  std::vector<std::thread> threads;
+  std::vector<std::jthread> threads;
   bool stopped = false;
 };
 

@@ -16,7 +16,6 @@ DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hd
   const auto* base = bytes.data();
   out = Event{};
   out.record_type = CC_REC_KEYS;
-  out.module = "keys";
   out.boot_ns = k.ts_ns;
   out.pid = k.pid;
   out.tid = k.tid;
@@ -29,8 +28,7 @@ DecodeStatus decode_keys(std::span<const uint8_t> bytes, const cc_record_hdr& hd
   out.daddr = base + offsetof(cc_keys_event, raddr);
   const char* comm = reinterpret_cast<const char*>(base + offsetof(cc_keys_event, comm));
   out.comm = std::string_view(comm, strnlen(comm, CC_COMM_LEN));
-  out.key_record = bytes.subspan(0, sizeof(cc_keys_event));
-  out.record = out.key_record;
+  out.record = bytes.first(sizeof(cc_keys_event));
   return DecodeStatus::kSuccess;
 }
 
@@ -47,9 +45,8 @@ DecodeStatus decode_packet(std::span<const uint8_t> bytes, const cc_record_hdr& 
   out.wire_len = p.wire_len;
   out.direction = p.direction == CC_PKT_INGRESS ? Direction::kRead : Direction::kWrite;
   out.flags = p.flags;
-  out.module = "pcap";
   out.payload = bytes.subspan(hdr.hdr_len, hdr.data_len);
-  out.record = bytes.subspan(0, size_t{hdr.hdr_len} + hdr.data_len);
+  out.record = bytes.first(size_t{hdr.hdr_len} + hdr.data_len);
   return DecodeStatus::kSuccess;
 }
 
@@ -85,7 +82,6 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   out.call_off = ev.call_off;
   out.direction = static_cast<Direction>(ev.direction);
   out.source = ev.source;
-  out.module = source_info(ev.source).module;
   out.family = ev.family;
   out.sport = ev.sport;
   out.dport = ev.dport;
@@ -98,12 +94,17 @@ DecodeStatus decode_record(std::span<const uint8_t> bytes, Event& out) {
   out.record_type = CC_REC_DATA;
   out.ifindex = 0;
   out.wire_len = 0;
-  out.key_record = {};
-  out.record = bytes.subspan(0, size_t{hdr.hdr_len} + hdr.data_len);
+  out.record = bytes.first(size_t{hdr.hdr_len} + hdr.data_len);
   return DecodeStatus::kSuccess;
 }
 
 std::string_view direction_name(Direction d) { return d == Direction::kRead ? "read" : "write"; }
+
+std::string_view Event::module() const {
+  if (record_type == CC_REC_PACKET) return "pcap";
+  if (record_type == CC_REC_KEYS) return "keys";
+  return source_info(source).module;
+}
 
 std::string_view source_name(uint8_t source) { return source_info(source).function; }
 

@@ -35,10 +35,9 @@ struct Event {
   const uint8_t* saddr = nullptr;  // 16 bytes (IPv4 in the first 4), network order
   const uint8_t* daddr = nullptr;
   std::string_view comm;
-  std::string_view module = "unknown";  // from the source (core/source_table.h)
   std::span<const uint8_t> payload;
   // CC_REC_DATA, CC_REC_KEYS or CC_REC_PACKET. A keys record has no
-  // payload; key_record holds its raw bytes (a cc_keys_event, possibly
+  // payload: `record` holds its raw bytes (a cc_keys_event, possibly
   // unaligned: memcpy it). A packet's payload is its captured bytes from the
   // link-layer header on; direction kWrite = egress (sent), kRead = ingress;
   // flags are CC_PKT_*.
@@ -46,11 +45,14 @@ struct Event {
   // The whole record as the kernel wrote it (header, fixed part, payload):
   // what a capture file keeps. Empty for events built in memory.
   std::span<const uint8_t> record;
-  std::span<const uint8_t> key_record;
   uint32_t ifindex = 0;   // packets: interface
   uint32_t wire_len = 0;  // packets: length on the wire (>= payload.size())
 
   bool has_tuple() const { return (flags & CC_FLAG_HAS_TUPLE) && family != 0; }
+  // The module that produced the event: from the data record's source
+  // (core/source_table.h); "pcap" for packets, "keys" for keys records.
+  // Looked up when rendered, not when decoded (the decoder is the hot path).
+  std::string_view module() const;
   bool last_chunk() const { return flags & CC_FLAG_LAST_CHUNK; }
 };
 

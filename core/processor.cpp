@@ -15,7 +15,7 @@ Processor::Processor(std::vector<BatchSource*> sources, EventSink& sink, Options
 Processor::~Processor() { join(); }
 
 void Processor::start() {
-  thread_ = std::thread([this] {
+  thread_ = std::jthread([this] {
     try {
       run();
     } catch (const std::exception& e) {
@@ -38,7 +38,8 @@ FormatOptions Processor::format() const {
   return FormatOptions{(word & kHexBit) != 0, static_cast<size_t>(word & ~kHexBit)};
 }
 
-void Processor::deliver_record(std::span<const uint8_t> record, const int64_t* wall_offset) {
+template <bool kFileClock>
+void Processor::deliver(std::span<const uint8_t> record, int64_t wall_offset) {
   if (uint64_t word = format_word_.load(std::memory_order_relaxed); word != format_seen_) [[unlikely]] {
     format_seen_ = word;
     sink_.set_format(format());
@@ -48,8 +49,8 @@ void Processor::deliver_record(std::span<const uint8_t> record, const int64_t* w
     decode_errors_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (wall_offset) {
-    ev.wall_ns = ev.boot_ns + static_cast<uint64_t>(*wall_offset);
+  if constexpr (kFileClock) {
+    ev.wall_ns = ev.boot_ns + static_cast<uint64_t>(wall_offset);
   } else {
     uint64_t now = ev.boot_ns;
     if (now - last_refresh_ns_ > 1'000'000'000ull) {
@@ -69,6 +70,9 @@ void Processor::deliver_record(std::span<const uint8_t> record, const int64_t* w
   events_.fetch_add(1, std::memory_order_relaxed);
   payload_bytes_.fetch_add(ev.payload.size(), std::memory_order_relaxed);
 }
+
+template void Processor::deliver<false>(std::span<const uint8_t>, int64_t);
+template void Processor::deliver<true>(std::span<const uint8_t>, int64_t);
 
 bool Processor::head_ts(Input& in, uint64_t* ts) {
   if (in.batches.empty()) return false;
@@ -91,8 +95,8 @@ void Processor::pop_head(Input& in) {
   Batch* b = in.batches.front();
   size_t next;
   auto rec = b->record_at(in.offset, &next);
-  const int64_t offset = b->wall_offset();
-  deliver_record(rec, b->has_wall_offset() ? &offset : nullptr);
+  if (b->has_wall_offset()) deliver_record_at(rec, b->wall_offset());
+  else deliver_record(rec);
   in.offset = next;
   if (in.offset >= b->used()) {
     in.batches.pop_front();

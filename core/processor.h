@@ -61,9 +61,9 @@ class Processor {
 
   // Runs the whole pipeline over the given records, in the calling thread
   // (replay tests and benchmarks): decode, merge-free, convert, deliver.
-  // `wall_offset`: the record's own boot-to-wall offset (capture files),
-  // else the machine's clock converts.
-  void deliver_record(std::span<const uint8_t> record, const int64_t* wall_offset = nullptr);
+  void deliver_record(std::span<const uint8_t> record) { deliver<false>(record, 0); }
+  // A record replayed from a capture file: its own boot-to-wall offset.
+  void deliver_record_at(std::span<const uint8_t> record, int64_t wall_offset) { deliver<true>(record, wall_offset); }
 
  private:
   struct Input {
@@ -74,6 +74,8 @@ class Processor {
     size_t offset = 0;  // of the next record in batches.front()
   };
   void run();
+  template <bool kFileClock>
+  void deliver(std::span<const uint8_t> record, int64_t wall_offset);
   // Releases what may be released; returns the number of events delivered.
   size_t release(bool force);
   bool head_ts(Input& in, uint64_t* ts);
@@ -87,7 +89,7 @@ class Processor {
   StreamTracker tracker_;
   uint64_t last_refresh_ns_ = 0;
   uint64_t last_released_ts_ = 0;
-  std::thread thread_;
+  std::jthread thread_;
   std::string error_;
   // FormatOptions packed in one word (bit 63 = hex, low bits = truncate) so
   // that a change is one atomic store and the per-event check one load.

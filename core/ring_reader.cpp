@@ -131,9 +131,9 @@ Result<void> RingReader::map_perf_ring(Ring& r, size_t page) {
 }
 
 void RingReader::start() {
-  thread_ = std::thread([this] {
+  thread_ = std::jthread([this](std::stop_token stop) {
     try {
-      run();
+      run(stop);
     } catch (const std::exception& e) {
       error_ = e.what();
       has_error_.store(true, std::memory_order_release);
@@ -281,9 +281,9 @@ bool RingReader::consume(Ring& r) {
   return ok;
 }
 
-void RingReader::run() {
+void RingReader::run(std::stop_token stop) {
   std::vector<epoll_event> events(rings_.size() + 1);
-  while (!stop_.load(std::memory_order_acquire)) {
+  while (!stop.stop_requested()) {
     int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), opts_.poll_ms);
     if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("epoll_wait: {}", std::strerror(errno)));
     // Records are submitted without a wake-up below the threshold, so every

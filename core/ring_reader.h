@@ -42,7 +42,7 @@ class RingReader : public BatchSource {
   void start();
   // The reader drains every ring completely, hands over its last batch and
   // finishes. Call after the probes are detached so the drain is final.
-  void request_stop() { stop_.store(true, std::memory_order_release); }
+  void request_stop() { thread_.request_stop(); }
   void join();
   bool finished() const override { return finished_.load(std::memory_order_acquire); }
   uint64_t watermark() const override { return watermark_.load(std::memory_order_acquire); }
@@ -60,7 +60,7 @@ class RingReader : public BatchSource {
 
  private:
   struct Ring;
-  void run();
+  void run(std::stop_token stop);
   // Consumes one ring until it is empty or no batch is free; returns false
   // when it stopped for want of a batch.
   bool consume(Ring& r);
@@ -93,8 +93,7 @@ class RingReader : public BatchSource {
   Batch* current_ = nullptr;
   Queue full_;
   Queue free_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
+  std::jthread thread_;
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> watermark_{0};
   std::atomic<uint64_t> records_{0}, bytes_{0}, stalls_{0}, oversize_{0};

@@ -13,11 +13,10 @@ CaptureFileSource::CaptureFileSource(std::vector<std::unique_ptr<CaptureReader>>
 
 CaptureFileSource::~CaptureFileSource() {
   request_stop();
-  freed_.signal();
   join();
 }
 
-void CaptureFileSource::start() { thread_ = std::thread([this] { run(); }); }
+void CaptureFileSource::start() { thread_ = std::jthread([this](std::stop_token stop) { run(stop); }); }
 
 void CaptureFileSource::join() {
   if (thread_.joinable()) thread_.join();
@@ -29,10 +28,10 @@ void CaptureFileSource::recycle(Batch* b) {
   freed_.signal();
 }
 
-Batch* CaptureFileSource::take_free() {
+Batch* CaptureFileSource::take_free(const std::stop_token& stop) {
   Batch* b = nullptr;
   while (!free_.try_dequeue(b)) {
-    if (stop_.load(std::memory_order_relaxed)) return nullptr;
+    if (stop.stop_requested()) return nullptr;
     freed_.wait(100'000);  // µs: re-check the stop flag now and then
   }
   return b;
@@ -46,7 +45,7 @@ void CaptureFileSource::hand_over(Batch*& b) {
   }
 }
 
-void CaptureFileSource::run() {
+void CaptureFileSource::run(std::stop_token stop) {
   // Merge by wall time: each file's records are in time order already (the
   // processor that wrote them merged them); take the oldest head among them.
   std::vector<Event> heads(readers_.size());
@@ -54,7 +53,7 @@ void CaptureFileSource::run() {
   for (size_t i = 0; i < readers_.size(); ++i) live[i] = readers_[i]->next(heads[i]);
   Batch* cur = nullptr;
   uint64_t n = 0;
-  while (!stop_.load(std::memory_order_relaxed)) {
+  while (!stop.stop_requested()) {
     size_t best = readers_.size();
     for (size_t i = 0; i < readers_.size(); ++i)
       if (live[i] && (best == readers_.size() || heads[i].wall_ns < heads[best].wall_ns)) best = i;
@@ -66,7 +65,7 @@ void CaptureFileSource::run() {
                 !cur->append(ev.record.data(), static_cast<uint32_t>(ev.record.size()))))
       hand_over(cur);
     if (!cur) {
-      cur = take_free();
+      cur = take_free(stop);
       if (!cur) break;
       cur->set_wall_offset(offset);
       cur->append(ev.record.data(), static_cast<uint32_t>(ev.record.size()));

@@ -35,7 +35,10 @@ class CaptureFileSource : public BatchSource {
 
   void start();
   // Stops early (the consumer failed); the source then finishes.
-  void request_stop() { stop_.store(true, std::memory_order_relaxed); }
+  void request_stop() {
+    thread_.request_stop();
+    freed_.signal();
+  }
   void join();
 
   Queue& full_queue() override { return full_; }
@@ -49,8 +52,8 @@ class CaptureFileSource : public BatchSource {
   const std::vector<std::unique_ptr<CaptureReader>>& readers() const { return readers_; }
 
  private:
-  void run();
-  Batch* take_free();  // waits for one; nullptr when stopped
+  void run(std::stop_token stop);
+  Batch* take_free(const std::stop_token& stop);  // waits for one; nullptr when stopped
   void hand_over(Batch*& b);
 
   std::vector<std::unique_ptr<CaptureReader>> readers_;
@@ -59,9 +62,9 @@ class CaptureFileSource : public BatchSource {
   Queue full_{kBatches + 1};
   moodycamel::ReaderWriterQueue<Batch*> free_{kBatches + 1};
   moodycamel::spsc_sema::LightweightSemaphore freed_;
-  std::atomic<bool> stop_{false}, finished_{false};
+  std::atomic<bool> finished_{false};
   std::atomic<uint64_t> bytes_done_{0}, records_{0};
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace clearcap

@@ -141,7 +141,7 @@ CaptureFileSink::CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opt
   // instead of exporting garbage.
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
   cctx_ = cctx;
-  writer_ = std::thread([this] { writer_main(); });
+  writer_ = std::jthread([this] { writer_main(); });
 }
 
 CaptureFileSink::~CaptureFileSink() {

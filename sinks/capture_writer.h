@@ -168,7 +168,7 @@ class CaptureFileSink : public EventSink {
   moodycamel::ReaderWriterQueue<Buffer*> free_;          // writer -> processor
   std::vector<uint8_t> frame_;                            // writer thread: descriptor + compressed frame
   void* cctx_ = nullptr;                                  // ZSTD_CCtx, writer thread
-  std::thread writer_;
+  std::jthread writer_;
   bool finished_ = false;
 
   std::atomic<uint64_t> frames_{0};

@@ -129,7 +129,7 @@ class EcaptureqServer::Impl {
   net::posix::stream_descriptor wake{ioc};
   uint64_t wake_buf = 0;
   net::steady_timer grace_timer{ioc};
-  std::thread thread;
+  std::jthread thread;
 
   // Processor -> io thread: slots travel through `full` and come back
   // through `free_slots` (each queue: one producer, one consumer).
@@ -434,7 +434,7 @@ Result<std::unique_ptr<EcaptureqServer>> EcaptureqServer::start(Options opts) {
   }
   d.accept_next();
   d.wait_wake();
-  d.thread = std::thread([&d] {
+  d.thread = std::jthread([&d] {
     // A handler that throws (bad_alloc) must not end the server: count it
     // and keep serving.
     for (;;) {

@@ -155,7 +155,7 @@ void JsonEncoder::encode(const Event& ev, std::string& out) {
   append_json_text(w, ev.comm);
   append_field(w, "cgroup_id", ev.cgroup_id);
   append_key(w, "module");
-  append_json_text(w, ev.module);
+  append_json_text(w, ev.module());
   append_quoted_field(w, "source", source_name(ev.source));
   append_quoted_field(w, "direction", direction_name(ev.direction));
   append_field(w, "fd", ev.fd);

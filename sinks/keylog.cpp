@@ -140,9 +140,9 @@ bool KeylogSink::seen(const std::string& client_random) {
 // Runs once per handshake, not per byte: the small allocations of the dedup
 // set are acceptable here.
 void KeylogSink::write(const Event& ev) {
-  if (ev.record_type != CC_REC_KEYS || ev.key_record.size() < sizeof(cc_keys_event)) return;
+  if (ev.record_type != CC_REC_KEYS || ev.record.size() < sizeof(cc_keys_event)) return;
   cc_keys_event k;
-  std::memcpy(&k, ev.key_record.data(), sizeof(k));
+  std::memcpy(&k, ev.record.data(), sizeof(k));
   line_buf_.clear();
   KeylogFormat f = format_keylog(k, line_buf_, cr_buf_);
   if (f == KeylogFormat::kInvalid) {

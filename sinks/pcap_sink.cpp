@@ -267,9 +267,9 @@ void PcapSink::on_packet(const Event& ev) {
 
 void PcapSink::on_keys(const Event& ev) {
   if (keys_also_) keys_also_->write(ev);
-  if (ev.key_record.size() < sizeof(cc_keys_event)) return;
+  if (ev.record.size() < sizeof(cc_keys_event)) return;
   cc_keys_event k;
-  std::memcpy(&k, ev.key_record.data(), sizeof(k));
+  std::memcpy(&k, ev.record.data(), sizeof(k));
   lines_.clear();
   if (format_keylog(k, lines_, cr_) == KeylogFormat::kInvalid) {
     bad_keys_.fetch_add(1, std::memory_order_relaxed);

@@ -78,7 +78,7 @@ void expect_common_fields(simdjson::dom::object& obj, const Event& ev) {
   EXPECT_EQ(uint64_t(obj["uid"]), ev.uid);
   EXPECT_EQ(str(obj, "comm"), ev.comm);
   EXPECT_EQ(uint64_t(obj["cgroup_id"]), ev.cgroup_id);
-  EXPECT_EQ(str(obj, "module"), ev.module);
+  EXPECT_EQ(str(obj, "module"), ev.module());
   EXPECT_EQ(str(obj, "source"), source_name(ev.source));
   EXPECT_EQ(str(obj, "direction"), direction_name(ev.direction));
   EXPECT_EQ(int64_t(obj["fd"]), ev.fd);

@@ -121,7 +121,7 @@ class PcapSinkTest : public ::testing::Test {
     ev.dport = rport;
     ev.saddr = key_buf_.data() + offsetof(cc_keys_event, laddr);
     ev.daddr = key_buf_.data() + offsetof(cc_keys_event, raddr);
-    ev.key_record = key_buf_;
+    ev.record = key_buf_;
     s.write(ev);
   }
 

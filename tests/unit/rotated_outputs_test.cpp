@@ -190,7 +190,7 @@ TEST(RotatedKeylog, LinesStayWholeAndFilesPrivate) {
       auto rec = keys_record(static_cast<uint8_t>(i));
       Event ev;
       ev.record_type = CC_REC_KEYS;
-      ev.key_record = rec;
+      ev.record = rec;
       (*sink)->write(ev);
     }
     (*sink)->finish();

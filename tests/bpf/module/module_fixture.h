@@ -40,7 +40,7 @@ class Collect : public EventSink {
  public:
   void write(const Event& ev) override {
     Seen s;
-    s.module = std::string(ev.module);
+    s.module = std::string(ev.module());
     s.source = std::string(source_name(ev.source));
     s.comm = std::string(ev.comm);
     s.payload.assign(reinterpret_cast<const char*>(ev.payload.data()), ev.payload.size());
