@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "sinks/capture_writer.h"
+#include "sinks/capture_file/capture_writer.h"
 #include "core/event.h"
 
 namespace {

@@ -10,9 +10,9 @@
 #include <random>
 #include <string>
 
-#include "sinks/ecaptureq_convert.h"
-#include "sinks/ecaptureq_server.h"
-#include "sinks/json_encoder.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
+#include "sinks/encoders/json_encoder.h"
 #include "../tests/unit/test_record.h"
 
 namespace clearcap {

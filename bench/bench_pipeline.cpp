@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/processor.h"
-#include "sinks/json_encoder.h"
-#include "sinks/text_encoder.h"
+#include "sinks/encoders/json_encoder.h"
+#include "sinks/encoders/text_encoder.h"
 #include "../tests/unit/scripted_source.h"
 #include "../tests/unit/test_record.h"
 #include "bench_data.h"

@@ -15,9 +15,9 @@
 #include <unordered_set>
 
 #include "core/result.h"
-#include "sinks/async_writer.h"
+#include "sinks/transports/async_writer.h"
 #include "sinks/event_sink.h"
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 namespace clearcap {
 

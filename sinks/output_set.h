@@ -16,10 +16,10 @@
 
 #include "core/event_sink.h"
 #include "core/result.h"
-#include "sinks/capture_writer.h"
-#include "sinks/ecaptureq_server.h"
+#include "sinks/capture_file/capture_writer.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
 #include "sinks/keylog.h"
-#include "sinks/outputs.h"
+#include "sinks/transports/outputs.h"
 #include "sinks/packet_filter.h"
 #include "sinks/pcap_sink.h"
 

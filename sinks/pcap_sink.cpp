@@ -17,7 +17,7 @@
 
 #include "core/boot_clock.h"
 #include "sinks/keylog.h"
-#include "sinks/pcapng_blocks.h"
+#include "sinks/encoders/pcapng_blocks.h"
 
 namespace clearcap {
 

@@ -38,10 +38,10 @@
 #include <vector>
 
 #include "core/result.h"
-#include "sinks/async_writer.h"
+#include "sinks/transports/async_writer.h"
 #include "sinks/event_sink.h"
 #include "sinks/packet_filter.h"
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 namespace clearcap {
 

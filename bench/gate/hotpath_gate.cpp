@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "core/processor.h"
-#include "sinks/capture_writer.h"
-#include "sinks/json_encoder.h"
-#include "sinks/text_encoder.h"
+#include "sinks/capture_file/capture_writer.h"
+#include "sinks/encoders/json_encoder.h"
+#include "sinks/encoders/text_encoder.h"
 #include "../bench_data.h"
 
 namespace clearcap {

@@ -62,7 +62,7 @@
 #include "core/ring_set.h"
 #include "modules/registry.h"
 #include "modules/tls/tls_capture.h"
-#include "sinks/json_encoder.h"
+#include "sinks/encoders/json_encoder.h"
 #include "skel/probe_floor_skeleton.h"
 
 // libssl 3.0's SSL_write starts `48 83 ec 18  sub $0x18,%rsp` (objdump -d

@@ -3,7 +3,7 @@ WebSocket stream (--ecaptureq) and the configuration API (--listen).
 
 The WebSocket side is judged by third-party code: python3-websocket for the
 protocol and python3-protobuf with a module that protoc generates at test time
-from sinks/ecaptureq.proto."""
+from sinks/ecaptureq/ecaptureq.proto."""
 
 import contextlib
 import http.client
@@ -26,7 +26,7 @@ def ecaptureq_pb2():
     global _pb
     if _pb is None:
         out = tempfile.mkdtemp(prefix="clearcap-ecq-")
-        proto_dir = h.REPO / "sinks"
+        proto_dir = h.REPO / "sinks" / "ecaptureq"
         subprocess.run(["protoc", f"--python_out={out}", f"-I{proto_dir}",
                         str(proto_dir / "ecaptureq.proto")], check=True)
         sys.path.insert(0, out)

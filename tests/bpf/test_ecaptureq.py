@@ -1,6 +1,6 @@
 """--ecaptureq: a third-party WebSocket client (python3-websocket) decodes
 clearcap's stream with a protobuf module protoc generates from
-sinks/ecaptureq.proto: heartbeat on connect (and the next one 15 s later),
+sinks/ecaptureq/ecaptureq.proto: heartbeat on connect (and the next one 15 s later),
 the history replayed in order to a client that connects late, and an event
 carrying the test's token with every field filled."""
 

@@ -31,7 +31,7 @@ import harness as h  # noqa: E402
 
 h.privilege_gate()
 
-PROTO = h.REPO / "sinks" / "ecaptureq.proto"
+PROTO = h.REPO / "sinks" / "ecaptureq" / "ecaptureq.proto"
 
 
 def curl_get(tc, port: int, path: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 // AsyncWriter: the producer never waits for the destination; losses are
 // counted exactly; a destination that fails comes back after a backoff and
 // gets what was queued meanwhile.
-#include "sinks/async_writer.h"
+#include "sinks/transports/async_writer.h"
 
 #include <unistd.h>
 

@@ -12,9 +12,9 @@
 #include <random>
 #include <sstream>
 
-#include "sinks/capture_reader.h"
-#include "sinks/capture_writer.h"
-#include "sinks/exporters.h"
+#include "sinks/capture_file/capture_reader.h"
+#include "sinks/capture_file/capture_writer.h"
+#include "sinks/encoders/exporters.h"
 #include "test_record.h"
 
 namespace clearcap {

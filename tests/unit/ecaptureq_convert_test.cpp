@@ -1,6 +1,6 @@
 // --format proto: length-delimited LogEntry messages, decoded back with
 // libprotobuf's own delimited reader (the counterpart of writeDelimitedTo).
-#include "sinks/ecaptureq_convert.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
 
 #include <string>
 #include <vector>
@@ -9,7 +9,7 @@
 #include <google/protobuf/util/delimited_message_util.h>
 #include <gtest/gtest.h>
 
-#include "sinks/ecaptureq_server.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
 #include "test_record.h"
 
 namespace clearcap {

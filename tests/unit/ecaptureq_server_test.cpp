@@ -1,7 +1,7 @@
 // The eCaptureQ server with a real WebSocket client (Beast, in-process): a
 // client that does not read has its messages dropped, counted, and is told
 // with a PROCESS_LOG line; the processor side never waits.
-#include "sinks/ecaptureq_server.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
 
 #include <sys/socket.h>
 

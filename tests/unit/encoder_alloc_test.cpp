@@ -7,11 +7,11 @@
 
 #include <gtest/gtest.h>
 
-#include "sinks/async_writer.h"
-#include "sinks/ecaptureq_convert.h"
-#include "sinks/fd_writer.h"
-#include "sinks/json_encoder.h"
-#include "sinks/text_encoder.h"
+#include "sinks/transports/async_writer.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
+#include "sinks/transports/fd_writer.h"
+#include "sinks/encoders/json_encoder.h"
+#include "sinks/encoders/text_encoder.h"
 #include "test_record.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "sinks/fd_writer.h"
+#include "sinks/transports/fd_writer.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,7 +17,7 @@
 
 #include <gtest/gtest.h>
 
-#include "sinks/json_encoder.h"
+#include "sinks/encoders/json_encoder.h"
 #include "test_record.h"
 
 namespace clearcap {

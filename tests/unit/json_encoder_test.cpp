@@ -1,6 +1,6 @@
 // Every line the JSON encoder writes must parse with a strict parser
 // (simdjson DOM) and carry back exactly what went in.
-#include "sinks/json_encoder.h"
+#include "sinks/encoders/json_encoder.h"
 
 #include <string>
 #include <string_view>

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "sinks/pcapng_blocks.h"
+#include "sinks/encoders/pcapng_blocks.h"
 
 namespace {
 

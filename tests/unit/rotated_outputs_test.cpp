@@ -19,10 +19,10 @@
 
 #include <gtest/gtest.h>
 
-#include "sinks/capture_reader.h"
-#include "sinks/capture_writer.h"
+#include "sinks/capture_file/capture_reader.h"
+#include "sinks/capture_file/capture_writer.h"
 #include "sinks/keylog.h"
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 #include "test_record.h"
 
 namespace clearcap {

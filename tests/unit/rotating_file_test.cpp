@@ -1,5 +1,5 @@
 // RotatingFile against a real temporary directory, with an injected clock.
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "sinks/text_encoder.h"
+#include "sinks/encoders/text_encoder.h"
 
 #include <string>
 #include <string_view>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sinks/outputs.h"
+#include "sinks/transports/outputs.h"
 
 namespace clearcap {
 

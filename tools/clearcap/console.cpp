@@ -4,8 +4,8 @@
 
 #include <cstdio>
 
-#include "sinks/ecaptureq_server.h"
-#include "sinks/outputs.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
+#include "sinks/transports/outputs.h"
 
 namespace clearcap {
 

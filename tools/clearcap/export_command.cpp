@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 
 #include "core/processor.h"
-#include "sinks/capture_reader.h"
-#include "sinks/capture_source.h"
-#include "sinks/exporters.h"
+#include "sinks/capture_file/capture_reader.h"
+#include "sinks/capture_file/capture_source.h"
+#include "sinks/encoders/exporters.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"

@@ -1,4 +1,4 @@
-#include "sinks/fd_writer.h"
+#include "sinks/transports/fd_writer.h"
 
 #include <cerrno>
 #include <utility>

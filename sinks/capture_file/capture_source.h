@@ -19,7 +19,7 @@
 #include <readerwriterqueue/atomicops.h>
 
 #include "core/batch_source.h"
-#include "sinks/capture_reader.h"
+#include "sinks/capture_file/capture_reader.h"
 
 namespace clearcap {
 

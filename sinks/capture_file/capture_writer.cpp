@@ -1,4 +1,4 @@
-#include "sinks/capture_writer.h"
+#include "sinks/capture_file/capture_writer.h"
 
 #include <algorithm>
 

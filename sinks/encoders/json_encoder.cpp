@@ -1,9 +1,9 @@
-#include "sinks/json_encoder.h"
+#include "sinks/encoders/json_encoder.h"
 
 #include <array>
 #include <string_view>
 
-#include "sinks/format_util.h"
+#include "sinks/encoders/format_util.h"
 
 namespace clearcap {
 namespace {

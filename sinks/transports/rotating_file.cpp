@@ -1,4 +1,4 @@
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "sinks/event_sink.h"
-#include "sinks/format_util.h"
+#include "sinks/encoders/format_util.h"
 
 namespace clearcap {
 

@@ -31,9 +31,9 @@
 
 #include <readerwriterqueue/atomicops.h>
 
-#include "sinks/byte_ring.h"
+#include "sinks/transports/byte_ring.h"
 #include "sinks/event_sink.h"
-#include "sinks/transport.h"
+#include "sinks/transports/transport.h"
 
 namespace clearcap {
 

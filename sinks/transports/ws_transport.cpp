@@ -1,4 +1,4 @@
-#include "sinks/ws_transport.h"
+#include "sinks/transports/ws_transport.h"
 
 #include <chrono>
 #include <optional>

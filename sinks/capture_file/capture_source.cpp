@@ -1,4 +1,4 @@
-#include "sinks/capture_source.h"
+#include "sinks/capture_file/capture_source.h"
 
 namespace clearcap {
 

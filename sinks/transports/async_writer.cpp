@@ -1,4 +1,4 @@
-#include "sinks/async_writer.h"
+#include "sinks/transports/async_writer.h"
 
 #include <algorithm>
 #include <optional>

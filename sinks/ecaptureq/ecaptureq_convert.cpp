@@ -1,10 +1,10 @@
-#include "sinks/ecaptureq_convert.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
 
 #include <random>
 
 #include <google/protobuf/io/coded_stream.h>
 
-#include "sinks/format_util.h"
+#include "sinks/encoders/format_util.h"
 
 namespace clearcap {
 

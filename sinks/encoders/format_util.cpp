@@ -1,4 +1,4 @@
-#include "sinks/format_util.h"
+#include "sinks/encoders/format_util.h"
 
 #include <sys/socket.h>
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "core/result.h"
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 namespace clearcap {
 

@@ -1,4 +1,4 @@
-#include "sinks/capture_reader.h"
+#include "sinks/capture_file/capture_reader.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,8 +1,8 @@
-#include "sinks/text_encoder.h"
+#include "sinks/encoders/text_encoder.h"
 
 #include <algorithm>
 
-#include "sinks/format_util.h"
+#include "sinks/encoders/format_util.h"
 
 namespace clearcap {
 namespace {

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "sinks/transport.h"
+#include "sinks/transports/transport.h"
 
 namespace clearcap {
 

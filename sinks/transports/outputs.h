@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "core/result.h"
-#include "sinks/async_writer.h"
-#include "sinks/ecaptureq_convert.h"
+#include "sinks/transports/async_writer.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
 #include "sinks/event_sink.h"
-#include "sinks/json_encoder.h"
+#include "sinks/encoders/json_encoder.h"
 
 namespace clearcap {
 

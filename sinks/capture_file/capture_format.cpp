@@ -1,4 +1,4 @@
-#include "sinks/capture_format.h"
+#include "sinks/capture_file/capture_format.h"
 
 #include <sys/utsname.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "sinks/outputs.h"
+#include "sinks/transports/outputs.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "sinks/text_encoder.h"
-#include "sinks/transport.h"
+#include "sinks/encoders/text_encoder.h"
+#include "sinks/transports/transport.h"
 
 namespace clearcap {
 

@@ -1,4 +1,4 @@
-#include "sinks/exporters.h"
+#include "sinks/encoders/exporters.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "sinks/json_encoder.h"
-#include "sinks/pcapng_export.h"
-#include "sinks/text_encoder.h"
+#include "sinks/encoders/json_encoder.h"
+#include "sinks/encoders/pcapng_export.h"
+#include "sinks/encoders/text_encoder.h"
 
 namespace clearcap {
 

@@ -39,9 +39,9 @@
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include "core/result.h"
-#include "sinks/capture_format.h"
+#include "sinks/capture_file/capture_format.h"
 #include "sinks/event_sink.h"
-#include "sinks/rotating_file.h"
+#include "sinks/transports/rotating_file.h"
 
 namespace clearcap {
 

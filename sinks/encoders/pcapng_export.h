@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "sinks/exporters.h"
+#include "sinks/encoders/exporters.h"
 
 namespace clearcap {
 

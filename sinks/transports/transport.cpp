@@ -1,4 +1,4 @@
-#include "sinks/transport.h"
+#include "sinks/transports/transport.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "sinks/ws_transport.h"
+#include "sinks/transports/ws_transport.h"
 
 namespace clearcap {
 namespace {

@@ -1,4 +1,4 @@
-#include "sinks/pcapng_blocks.h"
+#include "sinks/encoders/pcapng_blocks.h"
 
 namespace clearcap::pcapng {
 

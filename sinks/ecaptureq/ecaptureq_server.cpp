@@ -1,4 +1,4 @@
-#include "sinks/ecaptureq_server.h"
+#include "sinks/ecaptureq/ecaptureq_server.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -20,8 +20,8 @@
 #include <fmt/format.h>
 #include <readerwriterqueue/readerwriterqueue.h>
 
-#include "sinks/ecaptureq_convert.h"
-#include "sinks/format_util.h"
+#include "sinks/ecaptureq/ecaptureq_convert.h"
+#include "sinks/encoders/format_util.h"
 
 namespace clearcap {
 

@@ -18,8 +18,8 @@
 #include <fmt/format.h>
 
 #include "core/json_text.h"
-#include "sinks/format_util.h"
-#include "sinks/pcapng_export.h"
+#include "sinks/encoders/format_util.h"
+#include "sinks/encoders/pcapng_export.h"
 
 namespace clearcap {
 

@@ -13,7 +13,7 @@
 
 #include "core/event.h"
 #include "core/result.h"
-#include "sinks/capture_format.h"
+#include "sinks/capture_file/capture_format.h"
 
 namespace clearcap {
 

@@ -27,8 +27,8 @@
 
 #include <fmt/format.h>
 
-#include "sinks/pcapng_blocks.h"
-#include "sinks/pcapng_export.h"
+#include "sinks/encoders/pcapng_blocks.h"
+#include "sinks/encoders/pcapng_export.h"
 
 namespace clearcap {
 
