@@ -6,7 +6,9 @@
 // Thread: as CaptureModule.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +28,10 @@ class StreamModule : public CaptureModule {
     std::vector<ProbeSpec> probes;
     std::vector<bpf_program*> syscall_tracepoints;  // attached before the uprobes; empty = none
     std::vector<Note> notes;                        // e.g. where the fd comes from
+    // Per target, before its probes attach (keys modes): may add functions
+    // found by other means than symbols to the target's offsets and note
+    // what it found; returns the probes' cookie when the target gives keys.
+    std::function<std::optional<uint64_t>(ProbeTarget&, std::vector<Note>&)> prepare;
   };
 
   static Result<std::unique_ptr<CaptureModule>> create(Parts parts, const DiscoveryOptions& discovery);
@@ -36,6 +42,7 @@ class StreamModule : public CaptureModule {
   bool syscall_tracepoints() const override { return probes_.has_tracepoints(); }
   std::vector<Note> notes() const override;
   std::vector<std::pair<std::string, int>> programs() const override { return parts_.programs; }
+  size_t key_targets() const override { return key_targets_; }
   Result<void> retarget(const DiscoveryOptions& discovery) override;
   void detach() override;
 
@@ -45,6 +52,10 @@ class StreamModule : public CaptureModule {
   ProbeAttacher probes_;  // declared after parts_: links go before the object
   std::vector<ProbeTarget> targets_;
   std::vector<std::string> skipped_;
+  std::vector<Note> prepare_notes_;
+  size_t key_targets_ = 0;
+  // Runs Parts::prepare over `targets`: cookies by target, key targets counted.
+  std::vector<uint64_t> prepare(std::vector<ProbeTarget>& targets);
 };
 
 }  // namespace clearcap

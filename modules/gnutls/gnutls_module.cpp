@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 
 #include "core/stream_module.h"
+#include "modules/gnutls/gnutls_keys.h"
 #include "gnutls.skel.h"
 #include "skel/skeleton.h"
 
@@ -11,6 +12,7 @@ namespace clearcap {
 namespace {
 
 using Skel = Skeleton<gnutls_bpf, gnutls_bpf__open, gnutls_bpf__load, gnutls_bpf__destroy>;
+constexpr int kLearnTimeoutMs = 10000;
 
 const LibrarySpec& library() {
   static const LibrarySpec spec{
@@ -29,11 +31,11 @@ const LibrarySpec& library() {
   return spec;
 }
 
+// Not a symbol: the key log callback is static; its offset is learned.
+constexpr const char* kKeylogCallback = "<gnutls built-in key log callback>";
+
 Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSet& rings) {
-  if (o.mode != "text")
-    return make_error(ErrorKind::kUnsupported,
-                      fmt::format("the gnutls module captures plaintext only (-m text); -m {} is not available for it", o.mode),
-                      EINVAL);
+  const bool keys = o.mode == "keylog" || o.mode == "pcap";
   const bool tracepoints = o.syscall_fd != "never";
   auto skel = Skel::open_and_load("gnutls", [&](gnutls_bpf* s) -> Result<void> {
     if (auto r = use_ring_set(s, rings); !r) return r;
@@ -48,13 +50,32 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
   parts.programs = owner->programs();
   // gnutls_record_send is a tail call into gnutls_record_send2 (3.6.3 on):
   // hooking both would see each write twice. send2 where it exists, else send.
-  parts.probes = {{"gnutls_record_send2", s->progs.gnutls_send_entry, s->progs.gnutls_ret},
-                  {"gnutls_record_send", s->progs.gnutls_send_entry, s->progs.gnutls_ret, "gnutls_record_send2"},
-                  {"gnutls_record_send_range", s->progs.gnutls_send_range_entry, s->progs.gnutls_ret},
-                  {"gnutls_record_recv", s->progs.gnutls_recv_entry, s->progs.gnutls_ret},
-                  {"gnutls_record_recv_seq", s->progs.gnutls_recv_seq_entry, s->progs.gnutls_ret},
-                  {"gnutls_transport_set_int2", s->progs.gnutls_set_int2_entry, nullptr},
-                  {"gnutls_handshake", s->progs.gnutls_handshake_entry, s->progs.gnutls_handshake_ret}};
+  if (!keys)
+    parts.probes = {{"gnutls_record_send2", s->progs.gnutls_send_entry, s->progs.gnutls_ret},
+                    {"gnutls_record_send", s->progs.gnutls_send_entry, s->progs.gnutls_ret, "gnutls_record_send2"},
+                    {"gnutls_record_send_range", s->progs.gnutls_send_range_entry, s->progs.gnutls_ret},
+                    {"gnutls_record_recv", s->progs.gnutls_recv_entry, s->progs.gnutls_ret},
+                    {"gnutls_record_recv_seq", s->progs.gnutls_recv_seq_entry, s->progs.gnutls_ret}};
+  parts.probes.push_back({"gnutls_transport_set_int2", s->progs.gnutls_set_int2_entry, nullptr});
+  parts.probes.push_back({"gnutls_handshake", s->progs.gnutls_handshake_entry, s->progs.gnutls_handshake_ret});
+  if (keys) {
+    parts.probes.push_back({kKeylogCallback, s->progs.gnutls_keylog_entry, nullptr});
+    // Learns, per library file, where the callback is and where sessions
+    // keep the client random (the probes' cookie).
+    parts.prepare = [](ProbeTarget& t, std::vector<Note>& notes) -> std::optional<uint64_t> {
+      auto k = learn_gnutls_keys(t.path, kLearnTimeoutMs);
+      if (!k) {
+        notes.push_back({Note::Severity::kWarning,
+                         fmt::format("keys cannot be captured for {}: {}", t.display, k.error().message)});
+        return std::nullopt;
+      }
+      t.offsets[kKeylogCallback] = k->keylog_offset;
+      notes.push_back({Note::Severity::kDebug,
+                       fmt::format("keys of {}: key log callback at file offset 0x{:x}, client random at session+{}",
+                                   t.display, k->keylog_offset, k->client_random_off)});
+      return k->client_random_off;
+    };
+  }
   if (tracepoints)
     parts.syscall_tracepoints = {s->progs.sys_enter_read,   s->progs.sys_enter_write,   s->progs.sys_enter_readv,
                                  s->progs.sys_enter_writev, s->progs.sys_enter_sendto,  s->progs.sys_enter_recvfrom,
@@ -75,7 +96,7 @@ const ModuleInfo& gnutls_module() {
       .name = "gnutls",
       .aliases = {"gnu"},
       .summary = "Capture GnuTLS plaintext",
-      .modes = {"text"},
+      .modes = {"text", "keylog", "pcap"},
       .library_flag = "--gnutls",
       .library_help = "libgnutls.so to hook (default: the system libgnutls and every libgnutls mapped by running "
                       "processes)",

@@ -827,6 +827,28 @@ def check_event_schema(tc, ev: dict, module: str = "tls") -> None:
         tc.assertEqual(ev["dst"], f"{ev['dst_ip']}:{ev['dst_port']}", ctx)
 
 
+def decrypt_while_capturing(ngx, tmp: str, keyfile: str, tokens, drive) -> tuple[str, set]:
+    """tshark records loopback on nginx's port while `drive()` makes one
+    HTTPS request per token; then tshark, with only `keyfile`, must decrypt
+    every request. Keys are written as each handshake completes, so this
+    runs while clearcap is still capturing. Returns (pcap path, URIs)."""
+    pcap = os.path.join(tmp, "lo.pcapng")
+    with TsharkCapture(pcap, f"tcp port {ngx.port}", tmp) as tsh:
+        drive()
+        # nginx logs after the response: every request has fully crossed
+        # loopback when its line is there.
+        wait_for(lambda: all(ngx.access_log_entry(t) for t in tokens), 10, what="nginx access log lines")
+        # Every connection closed: two FINs each.
+        tsh.wait_packets("tcp.flags.fin == 1", 2 * len(tokens))
+
+    def decrypted_uris():
+        out = tshark_read(pcap, tmp, "http.request", fields=["http.request.uri"],
+                          prefs=[f"tls.keylog_file:{keyfile}"])
+        uris = set(out.split())
+        return uris if all(f"/{t}" in uris for t in tokens) else None
+    return pcap, wait_for(decrypted_uris, 15, what="tshark to decrypt every request with the key log")
+
+
 def check_client_exchange(tc, cap, server_port: int, pid: int, request_line: str, comm: str,
                           module: str, write_sources, read_sources) -> tuple[dict, dict]:
     """One client's request write (exactly once) and response read

@@ -96,6 +96,56 @@ class GnutlsTest(unittest.TestCase):
             h.check_event_schema(self, ev, module="gnutls")
             self.assertEqual(ev["dst_port" if ev is w[0] else "src_port"], ngx.port, h.describe(ev))
 
+    def _gnutls_cli_get(self, port, token, version):
+        request = f"GET /{token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        cli = h.start_process(
+            self, [GNUTLS_CLI, "--insecure", f"--priority=NORMAL:-VERS-ALL:+VERS-{version}",
+                   "--logfile=/dev/null", "-p", str(port), "127.0.0.1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = cli.communicate(request.encode(), timeout=h.CLIENT_TIMEOUT)
+        self.assertEqual(cli.returncode, 0, err.decode(errors="replace")[-2000:])
+        self.assertIn(h.RESPONSE_MARKER.encode(), out)
+
+    def test_keylog_decrypts_tls12_and_tls13(self):
+        """-m keylog: GnuTLS's secrets, learned from its built-in key log
+        callback, let tshark decrypt gnutls-cli's requests; nothing else does."""
+        tmp = tempfile.mkdtemp(prefix="clearcap-gnutls-keylog-")
+        keyfile = os.path.join(tmp, "keys.log")
+        tokens = {"TLS1.2": h.new_token(), "TLS1.3": h.new_token()}
+        with h.Nginx() as ngx:
+            with h.Clearcap(["-m", "keylog", "-k", keyfile], module="gnutls") as cap:
+                self.assertIn("keys: from 1", cap.stderr)
+
+                def drive():
+                    for ver, token in tokens.items():
+                        self._gnutls_cli_get(ngx.port, token, ver)
+                pcap, uris = h.decrypt_while_capturing(ngx, tmp, keyfile, tokens.values(), drive)
+            self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+            self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        for t in tokens.values():
+            self.assertIn(f"/{t}", uris)
+        plain = h.tshark_read(pcap, tmp, "http.request", fields=["http.request.uri"])
+        for t in tokens.values():
+            self.assertNotIn(t, plain)
+        with open(keyfile) as f:
+            labels = [line.split()[0] for line in f if line.strip()]
+        self.assertEqual(labels.count("CLIENT_RANDOM"), 1, labels)  # the TLS 1.2 handshake
+        self.assertEqual(labels.count("CLIENT_TRAFFIC_SECRET_0"), 1, labels)  # the TLS 1.3 one
+
+    def test_pcap_decrypts_from_the_pcapng_alone(self):
+        """-m pcap: packets and GnuTLS's keys (Decryption Secrets Blocks) in one file."""
+        tmp = tempfile.mkdtemp(prefix="clearcap-gnutls-pcap-")
+        out = os.path.join(tmp, "out.pcapng")
+        token = h.new_token()
+        with h.Nginx() as ngx:
+            with h.Clearcap(["-m", "pcap", "-i", "lo", "-w", out, f"tcp port {ngx.port}"], module="gnutls") as cap:
+                self._gnutls_cli_get(ngx.port, token, "TLS1.3")
+                h.wait_for(lambda: ngx.access_log_entry(token), 10, what="nginx access log line")
+            self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+            self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        uris = h.tshark_read(out, tmp, "http", fields=["http.request.uri"]).split()
+        self.assertIn(f"/{token}", uris)
+
     def test_config_api_speaks_for_gnutls(self):
         token = h.new_token()
         with h.Clearcap(["--listen", "127.0.0.1:0"], module="gnutls") as cap:

@@ -30,13 +30,13 @@ class KeylogTest(unittest.TestCase):
         with open(keyfile, "w"):
             pass
         os.chmod(keyfile, 0o644)
-        pcap = os.path.join(tmp, "lo.pcapng")
         tokens = {"1.2": h.new_token(), "1.3": h.new_token()}
         with h.Nginx() as ngx:
             with h.Clearcap(["-m", "keylog", "-k", keyfile]) as cap:
                 self.assertIn("keys: from 1", cap.stderr)
                 self.assertEqual(stat.S_IMODE(os.stat(keyfile).st_mode), 0o600)
-                with h.TsharkCapture(pcap, f"tcp port {ngx.port}", tmp) as tsh:
+
+                def drive():
                     for ver, token in tokens.items():
                         tls = ["--tlsv1.2", "--tls-max", "1.2"] if ver == "1.2" else ["--tlsv1.3"]
                         curl = h.start_process(
@@ -44,20 +44,8 @@ class KeylogTest(unittest.TestCase):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                         out, _ = h.finish(curl, what=f"curl TLS {ver}")
                         self.assertIn(h.RESPONSE_MARKER.encode(), out)
-                    # nginx logs after the response: both requests have
-                    # fully crossed loopback when both lines are there.
-                    h.wait_for(lambda: all(ngx.access_log_entry(t) for t in tokens.values()), 10,
-                               what="nginx access log lines")
-                    # Both connections closed: two FINs each.
-                    tsh.wait_packets("tcp.flags.fin == 1", 4)
-
-                def decrypted_uris():
-                    out = h.tshark_read(pcap, tmp, "http.request", fields=["http.request.uri"],
-                                        prefs=[f"tls.keylog_file:{keyfile}"])
-                    uris = set(out.split())
-                    return uris if all(f"/{t}" in uris for t in tokens.values()) else None
                 # Keys are written as each handshake completes, not at exit.
-                uris = h.wait_for(decrypted_uris, 15, what="tshark to decrypt both requests with the key log")
+                pcap, uris = h.decrypt_while_capturing(ngx, tmp, keyfile, tokens.values(), drive)
             self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
             self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
 
