@@ -10,6 +10,8 @@ namespace clearcap {
 
 std::string metrics_text(const Counters& t, const LiveGauges& g) {
   PrometheusText p;
+  p.family("clearcap_info", "gauge", "The module this clearcap runs (label module); always 1.");
+  p.sample("clearcap_info", {{"module", g.module}}, uint64_t{1});
   p.family("clearcap_events_total", "counter", "Events delivered to the outputs.");
   p.sample("clearcap_events_total", t.events);
   p.family("clearcap_payload_bytes_total", "counter", "Plaintext bytes delivered to the outputs.");

@@ -14,6 +14,7 @@
 namespace clearcap {
 
 struct LiveGauges {
+  std::string module;                                   // the running module (clearcap_info)
   std::vector<std::pair<int, uint64_t>> reader_queues;  // (reader id, batches waiting for the processor)
   bool ecaptureq = false;                               // an eCaptureQ server runs
   uint64_t ecaptureq_pending = 0, ecaptureq_clients = 0;

@@ -838,8 +838,11 @@ def decrypt_while_capturing(ngx, tmp: str, keyfile: str, tokens, drive) -> tuple
         # nginx logs after the response: every request has fully crossed
         # loopback when its line is there.
         wait_for(lambda: all(ngx.access_log_entry(t) for t in tokens), 10, what="nginx access log lines")
-        # Every connection closed: two FINs each.
-        tsh.wait_packets("tcp.flags.fin == 1", 2 * len(tokens))
+        # Every connection ended: at least one FIN or reset each (nginx
+        # resets a connection whose client closes with the server's
+        # close_notify still in flight; gnutls-cli does). The decryption
+        # below is retried while dumpcap writes the rest.
+        tsh.wait_packets("tcp.flags.fin == 1 || tcp.flags.reset == 1", len(tokens))
 
     def decrypted_uris():
         out = tshark_read(pcap, tmp, "http.request", fields=["http.request.uri"],

@@ -163,6 +163,9 @@ class GnutlsTest(unittest.TestCase):
                           module="gnutls")
             status, st = r.api(addr, "GET", "/status")
             self.assertEqual(st["data"]["config"]["pids"], [os.getpid()])
+            status, metrics = r.api(addr, "GET", "/metrics")
+            self.assertEqual(status, 200)
+            self.assertIn('clearcap_info{module="gnutls"} 1', metrics)
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
 
 

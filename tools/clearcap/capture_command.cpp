@@ -44,8 +44,9 @@ Counters collect(const CaptureSession& session, const OutputSet& outs) {
   return t;
 }
 
-LiveGauges gauges(const CaptureSession& session, const OutputSet& outs, double uptime_s) {
+LiveGauges gauges(const ModuleInfo& module, const CaptureSession& session, const OutputSet& outs, double uptime_s) {
   LiveGauges g;
+  g.module = module.name;
   for (const auto& r : session.readers())
     g.reader_queues.emplace_back(r->id(), static_cast<uint64_t>(r->full_queue().size_approx()));
   if (const EcaptureqServer* ecq = outs.ecaptureq()) {
@@ -239,7 +240,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     live.targets = names;
     live.uprobes = cap.uprobes();
     RemoteControl::Hooks hooks;
-    hooks.metrics = [&] { return metrics_text(collect(session, *outs), gauges(session, *outs, uptime())); };
+    hooks.metrics = [&] { return metrics_text(collect(session, *outs), gauges(module, session, *outs, uptime())); };
     hooks.counters_json = [&] { return counters_json(collect(session, *outs)); };
     hooks.log = [&console](const std::string& line) { console.log_line(line); };
     control = std::make_unique<RemoteControl>(module, session, cap, std::move(live), std::move(hooks));
