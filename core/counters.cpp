@@ -27,9 +27,32 @@ constexpr KernelLossCause kKernelCauses[] = {
     {"packets_scratch_busy", "packet scratch busy", "packets", CC_STAT_PACKETS_SCRATCH_BUSY, -1},
 };
 
+constexpr CounterInfo kActivity[] = {
+    {"events", "Events delivered to the outputs.", [](const Counters& c) { return c.events; }},
+    {"payload_bytes", "Plaintext bytes delivered to the outputs.", [](const Counters& c) { return c.payload_bytes; }},
+    {"bpf_records", "Records the BPF programs wrote to the rings.",
+     [](const Counters& c) { return c.bpf[CC_STAT_EVENTS]; }},
+    {"keys_records", "Key records the BPF programs wrote (one per completed handshake).",
+     [](const Counters& c) { return c.bpf[CC_STAT_KEYS]; }},
+    {"packets", "Packets the tc programs copied (-m pcap).", [](const Counters& c) { return c.bpf[CC_STAT_PACKETS]; }},
+    {"filtered_calls", "Library calls skipped by the pid/uid/cgroup filters.",
+     [](const Counters& c) { return c.bpf[CC_STAT_FILTERED]; }},
+    {"not_tls_calls", "Library calls skipped because they were on no TLS object (nss: NSPR descriptors without "
+                      "an SSL layer).",
+     [](const Counters& c) { return c.bpf[CC_STAT_NOT_TLS]; }},
+    {"events_without_fd", "Events whose socket was not known (no addresses).",
+     [](const Counters& c) { return c.bpf[CC_STAT_NO_FD]; }},
+    {"stream_gaps", "Jumps in a stream's byte offset seen in the output.", [](const Counters& c) { return c.gaps; }},
+    {"stream_gap_bytes", "Bytes missing in those jumps.", [](const Counters& c) { return c.gap_bytes; }},
+    {"late_events", "Events released after a later one (merge window too short).",
+     [](const Counters& c) { return c.late; }},
+    {"reader_stalls", "Times a reader waited for a free batch.", [](const Counters& c) { return c.stalls; }},
+};
+
 }  // namespace
 
 std::span<const KernelLossCause> kernel_loss_causes() { return kKernelCauses; }
+std::span<const CounterInfo> activity_counters() { return kActivity; }
 
 std::vector<Counters::Loss> Counters::losses() const {
   std::vector<Loss> out;

@@ -62,6 +62,15 @@ struct Counters {
   uint64_t lost_bytes() const;  // sum of the bytes that are known
 };
 
+// Every counter that is not a loss, once: /metrics renders each as the
+// family clearcap_<name>_total with this help, /status as "<name>": value.
+struct CounterInfo {
+  const char* name;
+  const char* help;
+  uint64_t (*value)(const Counters&);
+};
+std::span<const CounterInfo> activity_counters();
+
 // The summary's loss lines: "losses: N (B bytes known lost)", then one line
 // per cause (rows of zero included, so a reader knows what was watched).
 std::vector<std::string> summary_loss_lines(const Counters& c);

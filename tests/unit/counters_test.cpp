@@ -3,11 +3,14 @@
 // and every BPF loss counter has a row.
 #include "core/counters.h"
 
+#include "control/status_text.h"
+
 #include <map>
 #include <regex>
 #include <set>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -126,6 +129,34 @@ TEST(Counters, StatsLineNamesNonZeroCausesOnly) {
   EXPECT_NE(line.find("ringbuf_full 4"), std::string::npos) << line;
   EXPECT_NE(line.find("output stdout 2"), std::string::npos) << line;
   EXPECT_EQ(line.find("read_fault"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace clearcap
+
+
+namespace clearcap {
+namespace {
+
+// /metrics and /status render every counter of the one table, with its
+// value, whatever it is.
+TEST(Counters, MetricsAndStatusRenderEveryTableCounter) {
+  Counters c;
+  for (size_t i = 0; i < c.bpf.size(); ++i) c.bpf[i] = 1000 + i;
+  c.events = 7;
+  c.payload_bytes = 8;
+  c.gaps = 9;
+  c.gap_bytes = 10;
+  c.late = 11;
+  c.stalls = 12;
+  const std::string metrics = metrics_text(c, LiveGauges{});
+  const std::string status = counters_json(c);
+  for (const auto& k : activity_counters()) {
+    const std::string v = std::to_string(k.value(c));
+    EXPECT_NE(metrics.find(fmt::format("clearcap_{}_total {}\n", k.name, v)), std::string::npos) << k.name;
+    EXPECT_NE(metrics.find(fmt::format("# HELP clearcap_{}_total {}", k.name, k.help)), std::string::npos) << k.name;
+    EXPECT_NE(status.find(fmt::format("\"{}\":{},", k.name, v)), std::string::npos) << k.name << "\n" << status;
+  }
 }
 
 }  // namespace
