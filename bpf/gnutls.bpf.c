@@ -197,17 +197,7 @@ static __always_inline void emit_session_keys(struct pt_regs *ctx, __u64 session
 	__s32 version = (k->present & (1u << CC_KEY_MASTER)) ? 0x0303 : 0x0304;
 	__builtin_memcpy(k->items[CC_KEY_VERSION], &version, sizeof(version));
 	k->present |= 1u << CC_KEY_VERSION;
-	struct conn_state *c = conn_for(ctx, key.tgid, session, fd);
-	if (c) {
-		k->conn_id = c->conn_id;
-		if (c->has_tuple) {
-			k->family = c->family;
-			k->sport = c->sport;
-			k->dport = c->dport;
-			__builtin_memcpy(k->laddr, c->laddr, CC_ADDR_LEN);
-			__builtin_memcpy(k->raddr, c->raddr, CC_ADDR_LEN);
-		}
-	}
+	cc_keys_set_conn(k, conn_for(ctx, key.tgid, session, fd));
 	void *ring = cc_current_ring();
 	if (!ring) {
 		cc_stat_add(CC_STAT_NO_RING, 1);

@@ -172,16 +172,7 @@ static __always_inline void emit_keys(struct pt_regs *ctx, __u64 id, __u64 ssl, 
 	ev->tid = (__u32)id;
 	ev->ts_ns = bpf_ktime_get_boot_ns();
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	if (c) {
-		ev->conn_id = c->conn_id;
-		if (c->has_tuple) {
-			ev->family = c->family;
-			ev->sport = c->sport;
-			ev->dport = c->dport;
-			__builtin_memcpy(ev->laddr, c->laddr, CC_ADDR_LEN);
-			__builtin_memcpy(ev->raddr, c->raddr, CC_ADDR_LEN);
-		}
-	}
+	cc_keys_set_conn(ev, c);
 	__u32 present = 0, failed = 0;
 #pragma unroll
 	for (int i = 0; i < CC_KEY__COUNT; i++) {

@@ -1,8 +1,6 @@
 #include "control/remote_control.h"
 
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <linux/magic.h>
 
 #include <algorithm>
 #include <cerrno>

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -119,6 +120,16 @@ Result<void> ProbeAttacher::attach_tracepoints(std::span<bpf_program* const> pro
     tracepoints_.push_back(l);
   }
   return {};
+}
+
+std::vector<bpf_program*> syscall_fd_programs(bpf_object* obj) {
+  constexpr std::string_view kPrefix = "tracepoint/syscalls/sys_enter_";
+  std::vector<bpf_program*> out;
+  bpf_program* p = nullptr;
+  bpf_object__for_each_program(p, obj) {
+    if (std::string_view(bpf_program__section_name(p)).starts_with(kPrefix)) out.push_back(p);
+  }
+  return out;
 }
 
 void ProbeAttacher::detach_tracepoints() { destroy(tracepoints_); }

@@ -23,6 +23,7 @@
 #include "core/result.h"
 
 struct bpf_link;
+struct bpf_object;
 struct bpf_program;
 
 namespace clearcap {
@@ -45,6 +46,11 @@ struct ProbeSpec {
   // that the old one calls: hooking both would see each call twice).
   std::string unless = {};
 };
+
+// The syscall tracepoints a stream family's object defines with
+// CC_SYS_FD_PROBES() (bpf/include/stream.bpf.h), found by section, so every
+// family attaches the same set without listing it.
+std::vector<bpf_program*> syscall_fd_programs(bpf_object* obj);
 
 class ProbeAttacher {
  public:

@@ -318,6 +318,21 @@ static __always_inline struct conn_state *conn_for(struct pt_regs *ctx, __u32 tg
 	return c;
 }
 
+/* A keys record's connection fields (id and tuple) from its connection. */
+static __always_inline void cc_keys_set_conn(struct cc_keys_event *k, struct conn_state *c)
+{
+	if (!c)
+		return;
+	k->conn_id = c->conn_id;
+	if (c->has_tuple) {
+		k->family = c->family;
+		k->sport = c->sport;
+		k->dport = c->dport;
+		__builtin_memcpy(k->laddr, c->laddr, CC_ADDR_LEN);
+		__builtin_memcpy(k->raddr, c->raddr, CC_ADDR_LEN);
+	}
+}
+
 /* A new connection on (tgid, obj) with this fd, whatever was known before
  * (SSL_set_fd, gnutls_transport_set_int2: an object reused on another
  * socket). */

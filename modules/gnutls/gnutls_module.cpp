@@ -77,9 +77,7 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
     };
   }
   if (tracepoints)
-    parts.syscall_tracepoints = {s->progs.sys_enter_read,   s->progs.sys_enter_write,   s->progs.sys_enter_readv,
-                                 s->progs.sys_enter_writev, s->progs.sys_enter_sendto,  s->progs.sys_enter_recvfrom,
-                                 s->progs.sys_enter_sendmsg, s->progs.sys_enter_recvmsg};
+    parts.syscall_tracepoints = syscall_fd_programs(s->obj);
   else
     parts.notes.push_back({Note::Severity::kWarning,
                            "--syscall-fd never: GnuTLS sessions whose transport is not set with "

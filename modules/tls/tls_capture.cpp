@@ -122,11 +122,7 @@ Result<void> TlsCapture::update_tracepoints() {
     probes_.detach_tracepoints();
     return {};
   }
-  auto* s = bpf_->raw();
-  bpf_program* const progs[] = {s->progs.sys_enter_read,    s->progs.sys_enter_write,   s->progs.sys_enter_readv,
-                                s->progs.sys_enter_writev,  s->progs.sys_enter_sendto,  s->progs.sys_enter_recvfrom,
-                                s->progs.sys_enter_sendmsg, s->progs.sys_enter_recvmsg};
-  return probes_.attach_tracepoints(progs);
+  return probes_.attach_tracepoints(syscall_fd_programs(bpf_->raw()->obj));
 }
 
 std::vector<ProbeSpec> TlsCapture::probe_table(bool data) const {
