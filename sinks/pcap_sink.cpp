@@ -18,6 +18,7 @@
 #include "core/boot_clock.h"
 #include "sinks/keylog.h"
 #include "sinks/encoders/pcapng_blocks.h"
+#include "sinks/packet_headers.h"
 
 namespace clearcap {
 
@@ -25,28 +26,6 @@ namespace {
 
 constexpr uint8_t kTcpFin = 0x01, kTcpRst = 0x04;
 constexpr size_t kDrainBytes = 256 * 1024;
-
-// Endpoint bytes: 16 address bytes (IPv4 in the first 4), port big-endian.
-void put_endpoint(uint8_t* dst, const uint8_t* addr, size_t alen, uint16_t port_host) {
-  std::memset(dst, 0, 18);
-  std::memcpy(dst, addr, alen);
-  dst[16] = static_cast<uint8_t>(port_host >> 8);
-  dst[17] = static_cast<uint8_t>(port_host);
-}
-
-// key[0] = IP version; [2..19] first endpoint, [20..37] second.
-void make_keys(uint8_t version, const uint8_t* a, const uint8_t* b, std::array<uint8_t, 40>& directed,
-               std::array<uint8_t, 40>& normalized) {
-  directed.fill(0);
-  directed[0] = version;
-  std::memcpy(&directed[2], a, 18);
-  std::memcpy(&directed[20], b, 18);
-  normalized = directed;
-  if (std::memcmp(a, b, 18) > 0) {
-    std::memcpy(&normalized[2], b, 18);
-    std::memcpy(&normalized[20], a, 18);
-  }
-}
 
 // A TLS record header of a handshake message (ContentType 22, version 3.x).
 bool starts_tls_handshake(std::span<const uint8_t> p) {
@@ -123,66 +102,6 @@ void PcapSink::put_secrets(std::string_view lines) {
 
 PcapSink::~PcapSink() { finish(); }
 
-bool PcapSink::parse(std::span<const uint8_t> pkt, Parsed& p) const {
-  size_t off = 0;
-  uint16_t ethertype = 0;
-  if (opts_.linktype == pcapng::kLinktypeEthernet) {
-    if (pkt.size() < 14) return false;
-    ethertype = static_cast<uint16_t>(pkt[12] << 8 | pkt[13]);
-    off = 14;
-    if (ethertype == 0x8100 && pkt.size() >= 18) {  // one VLAN tag
-      ethertype = static_cast<uint16_t>(pkt[16] << 8 | pkt[17]);
-      off = 18;
-    }
-  } else {
-    if (pkt.empty()) return false;
-    ethertype = (pkt[0] >> 4) == 6 ? 0x86DD : 0x0800;
-  }
-  const uint8_t* ip = pkt.data() + off;
-  size_t left = pkt.size() - off;
-  uint8_t version, proto;
-  size_t ip_len, alen, payload_end;
-  const uint8_t *src, *dst;
-  if (ethertype == 0x0800) {
-    if (left < 20 || (ip[0] >> 4) != 4) return false;
-    ip_len = size_t{ip[0] & 0x0fu} * 4;
-    if (ip_len < 20 || left < ip_len) return false;
-    if ((ip[6] & 0x1f) != 0 || ip[7] != 0) return true;  // a later fragment: no TCP header
-    proto = ip[9];
-    version = 4;
-    alen = 4;
-    src = ip + 12;
-    dst = ip + 16;
-    size_t total = static_cast<size_t>(ip[2] << 8 | ip[3]);
-    // A GSO packet captured before segmentation may carry 0 here.
-    payload_end = (total >= ip_len && total <= left) ? total : left;
-  } else if (ethertype == 0x86DD) {
-    if (left < 40 || (ip[0] >> 4) != 6) return false;
-    ip_len = 40;
-    proto = ip[6];  // extension headers are not followed: such packets are never held
-    version = 6;
-    alen = 16;
-    src = ip + 8;
-    dst = ip + 24;
-    size_t plen = static_cast<size_t>(ip[4] << 8 | ip[5]);
-    payload_end = (plen && 40 + plen <= left) ? 40 + plen : left;
-  } else {
-    return true;  // not IP: written as is
-  }
-  if (proto != 6 || payload_end < ip_len + 20) return true;
-  const uint8_t* tcp = ip + ip_len;
-  size_t tcp_len = size_t{tcp[12] >> 4} * 4;
-  if (tcp_len < 20 || ip_len + tcp_len > payload_end) return true;
-  uint8_t a[18], b[18];
-  put_endpoint(a, src, alen, static_cast<uint16_t>(tcp[0] << 8 | tcp[1]));
-  put_endpoint(b, dst, alen, static_cast<uint16_t>(tcp[2] << 8 | tcp[3]));
-  make_keys(version, a, b, p.sender, p.conn);
-  p.tcp = true;
-  p.tcp_flags = tcp[13];
-  p.payload = std::span<const uint8_t>(tcp + tcp_len, payload_end - ip_len - tcp_len);
-  return true;
-}
-
 void PcapSink::write(const Event& ev) {
   if (finished_) return;
   if (ev.record_type == CC_REC_PACKET) on_packet(ev);
@@ -217,8 +136,8 @@ void PcapSink::on_packet(const Event& ev) {
     return;
   }
   const uint32_t flags = ev.direction == Direction::kRead ? pcapng::kEpbInbound : pcapng::kEpbOutbound;
-  Parsed p;
-  if (!parse(ev.payload, p)) {
+  PacketHeaders p;
+  if (!parse_packet_headers(ev.payload, opts_.linktype, p)) {
     unparsed_.fetch_add(1, std::memory_order_relaxed);
     emit_packet(ev.payload, ev.wall_ns, ev.wire_len, flags);
     return;
@@ -313,8 +232,8 @@ void PcapSink::on_keys(const Event& ev) {
 
 void PcapSink::emit_packet(std::span<const uint8_t> bytes, uint64_t wall_ns, uint32_t wire_len, uint32_t epb_flags) {
   comment_.clear();
-  Parsed p;
-  if (!owners_.empty() && parse(bytes, p) && p.tcp) {
+  PacketHeaders p;
+  if (!owners_.empty() && parse_packet_headers(bytes, opts_.linktype, p) && p.tcp) {
     auto o = owners_.find(p.sender);
     if (o != owners_.end()) fmt::format_to(std::back_inserter(comment_), "pid={} comm={}", o->second.pid, o->second.comm);
   }

@@ -41,6 +41,7 @@
 #include "sinks/transports/async_writer.h"
 #include "sinks/event_sink.h"
 #include "sinks/packet_filter.h"
+#include "sinks/packet_headers.h"
 #include "sinks/transports/rotating_file.h"
 
 namespace clearcap {
@@ -101,7 +102,7 @@ class PcapSink : public EventSink {
   const std::string& path() const { return opts_.path; }
 
  private:
-  using Key = std::array<uint8_t, 40>;  // family, two endpoints (address + port)
+  using Key = ConnKey;
   struct KeyHash {
     size_t operator()(const Key& k) const;
   };
@@ -123,20 +124,12 @@ class PcapSink : public EventSink {
     uint32_t pid;
     std::string comm;
   };
-  struct Parsed {
-    bool tcp = false;
-    Key conn{};   // normalized: lower endpoint first
-    Key sender{}; // directed: source endpoint, then destination
-    uint8_t tcp_flags = 0;
-    std::span<const uint8_t> payload;
-  };
 
   PcapSink(Options opts, std::unique_ptr<PacketFilter> filter, EventSink* keys_also);
   // The start of every new file (writer thread): SHB, IDB, known DSBs.
   std::string file_header();
   // Processor thread: one DSB into the file and into what new files replay.
   void put_secrets(std::string_view lines);
-  bool parse(std::span<const uint8_t> pkt, Parsed& p) const;
   void on_packet(const Event& ev);
   void on_keys(const Event& ev);
   void emit_packet(std::span<const uint8_t> bytes, uint64_t wall_ns, uint32_t wire_len, uint32_t epb_flags);
