@@ -103,17 +103,12 @@ KeylogFormat format_keylog(const cc_keys_event& k, std::string& out, std::string
 }
 
 Result<std::unique_ptr<KeylogSink>> KeylogSink::open(const std::string& path, RotatingFile::Options rotation) {
-  // Narrow an existing file first: it will hold secrets.
-  if (::chmod(path.c_str(), 0600) != 0 && errno != ENOENT) {
-    int e = errno;
-    return make_error(fmt::format("cannot make key log file {} private (mode 0600): {}", path, std::strerror(e)), e);
-  }
-  rotation.mode = 0600;
+  // rotation.mode (0600 unless --file-mode) narrows an existing file too;
+  // a key log of another user is refused (output_file.h).
   rotation.header = nullptr;
   auto transport = std::make_unique<KeylogTransport>(path, std::move(rotation));
   if (auto r = transport->connect(); !r)
-    return make_error(fmt::format("cannot open key log file {}: {} (pass another path with -k)", path,
-                                  std::strerror(r.error().err)),
+    return make_error(fmt::format("cannot open the key log file: {} (pass another path with -k)", r.error().message),
                       r.error().err);
   auto writer = std::make_unique<AsyncWriter>(path, std::move(transport), AsyncWriter::Options{});
   writer->start();

@@ -45,6 +45,7 @@ Result<std::unique_ptr<OutputSet>> OutputSet::create(OutputOptions opts, const s
   self->rotation_.max_bytes = opts.rotate_mb * 1024 * 1024;
   self->rotation_.max_age = std::chrono::seconds(opts.rotate_seconds);
   self->rotation_.keep = opts.rotate_keep;
+  self->rotation_.mode = opts.file_mode;
   auto o = Outputs::create(opts);
   if (!o) return tl::unexpected(o.error());
   self->outputs_ = std::move(*o);

@@ -42,28 +42,17 @@ size_t PcapSink::KeyHash::operator()(const Key& k) const {
 
 Result<std::unique_ptr<PcapSink>> PcapSink::open(Options opts, std::unique_ptr<PacketFilter> filter,
                                                  EventSink* keys_also, RotatingFile::Options rotation) {
-  // -w starts a new capture: an old file at the path is replaced. Mode 0600:
-  // the file will hold TLS secrets (Decryption Secrets Blocks).
-  if (::truncate(opts.path.c_str(), 0) != 0 && errno != ENOENT) {
-    int e = errno;
-    return make_error(fmt::format("cannot create pcapng file {}: {} (pass another path with -w)", opts.path,
-                                  std::strerror(e)),
-                      e);
-  }
-  if (::chmod(opts.path.c_str(), 0600) != 0 && errno != ENOENT) {
-    int e = errno;
-    return make_error(fmt::format("cannot make pcapng file {} private (mode 0600): {}", opts.path, std::strerror(e)),
-                      e);
-  }
+  // -w starts a new capture: an old file at the path is replaced. The file
+  // holds TLS secrets (Decryption Secrets Blocks): rotation.mode (0600
+  // unless --file-mode) applies, a file of another user is refused.
   if (!opts.now_boot_ns) opts.now_boot_ns = [] { return BootClock::now_boot_ns(); };
   std::unique_ptr<PcapSink> sink(new PcapSink(std::move(opts), std::move(filter), keys_also));
-  rotation.mode = 0600;
+  rotation.replace = true;
   PcapSink* self = sink.get();
   rotation.header = [self] { return self->file_header(); };
   auto transport = std::make_unique<FileTransport>(self->opts_.path, std::move(rotation));
   if (auto r = transport->connect(); !r)
-    return make_error(fmt::format("cannot create pcapng file {}: {} (pass another path with -w)", self->opts_.path,
-                                  std::strerror(r.error().err)),
+    return make_error(fmt::format("cannot create the pcapng file: {} (pass another path with -w)", r.error().message),
                       r.error().err);
   AsyncWriter::Options wopts;
   // Packets come in bursts far larger than event text: room for them while

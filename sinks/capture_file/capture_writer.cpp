@@ -12,18 +12,16 @@
 #include <zstd.h>
 
 #include "core/boot_clock.h"
+#include "sinks/transports/output_file.h"
 
 namespace clearcap {
 
 // ---- PlainCaptureOutput ------------------------------------------------------
 
-Result<std::unique_ptr<PlainCaptureOutput>> PlainCaptureOutput::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return make_error(fmt::format("-w {}: cannot create the capture file: {}; check the directory exists and is writable",
-                                  path, std::strerror(errno)),
-                      errno);
-  return std::unique_ptr<PlainCaptureOutput>(new PlainCaptureOutput(fd, path));
+Result<std::unique_ptr<PlainCaptureOutput>> PlainCaptureOutput::open(const std::string& path, mode_t mode) {
+  auto fd = open_output_file(path, OpenFile::kReplace, mode);
+  if (!fd) return make_error(fmt::format("-w {}", fd.error().message), fd.error().err);
+  return std::unique_ptr<PlainCaptureOutput>(new PlainCaptureOutput(*fd, path));
 }
 
 PlainCaptureOutput::~PlainCaptureOutput() { (void)close(); }
@@ -61,11 +59,8 @@ Result<void> PlainCaptureOutput::close() {
 Result<std::unique_ptr<RotatingCaptureOutput>> RotatingCaptureOutput::open(const std::string& path,
                                                                          RotatingFile::Options opts) {
   // -w starts a new capture: an old file at the path is replaced, as without
-  // rotation (the RotatingFile itself appends, for reopen after logrotate).
-  if (::truncate(path.c_str(), 0) != 0 && errno != ENOENT)
-    return make_error(fmt::format("-w {}: cannot truncate the capture file: {}; check the path is writable", path,
-                                  std::strerror(errno)),
-                      errno);
+  // rotation (later opens append, for reopen after logrotate).
+  opts.replace = true;
   std::unique_ptr<RotatingCaptureOutput> out(new RotatingCaptureOutput(path, std::move(opts)));
   if (auto r = out->file_.open(); !r)
     return make_error(fmt::format("-w {}", r.error().message), r.error().err);
@@ -91,7 +86,7 @@ constexpr size_t kMaxRecord =
 }
 
 Result<std::unique_ptr<CaptureFileSink>> CaptureFileSink::open(const std::string& path, Options opts) {
-  auto out = PlainCaptureOutput::open(path);
+  auto out = PlainCaptureOutput::open(path, opts.file_mode);
   if (!out) return tl::unexpected(out.error());
   if (opts.level < ZSTD_minCLevel() || opts.level > ZSTD_maxCLevel())
     return make_error(fmt::format("--zstd-level {}: must be between {} and {}", opts.level, ZSTD_minCLevel(),

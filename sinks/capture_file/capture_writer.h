@@ -62,10 +62,10 @@ class CaptureOutput {
   virtual const std::string& name() const = 0;
 };
 
-// A plain file, truncated on open.
+// A plain file, emptied on open (created through open_output_file()).
 class PlainCaptureOutput : public CaptureOutput {
  public:
-  static Result<std::unique_ptr<PlainCaptureOutput>> open(const std::string& path);
+  static Result<std::unique_ptr<PlainCaptureOutput>> open(const std::string& path, mode_t mode);
   ~PlainCaptureOutput() override;
   Result<void> write(std::span<const uint8_t> bytes) override;
   bool at_file_start() const override { return written_ == 0; }
@@ -87,7 +87,7 @@ class PlainCaptureOutput : public CaptureOutput {
 // at_file_start() is therefore always false for the sink.
 class RotatingCaptureOutput : public CaptureOutput {
  public:
-  // Truncates `path` (like -w without rotation) and opens it. `header`
+  // Empties `path` (like -w without rotation) and opens it. `header`
   // returns the header frame for each new file.
   static Result<std::unique_ptr<RotatingCaptureOutput>> open(const std::string& path, RotatingFile::Options opts);
   Result<void> write(std::span<const uint8_t> bytes) override;
@@ -110,6 +110,7 @@ class CaptureFileSink : public EventSink {
     uint64_t max_age_ns = 1'000'000'000;        // ... or when its first record is this old
     size_t buffers = 16;                        // preallocated batch buffers (bounds memory and queue)
     std::string clearcap_version = "dev";
+    mode_t file_mode = 0600;                    // open() without rotation (--file-mode)
   };
 
   CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opts);

@@ -11,13 +11,14 @@
 #include "sinks/encoders/json_encoder.h"
 #include "sinks/encoders/pcapng_export.h"
 #include "sinks/encoders/text_encoder.h"
+#include "sinks/transports/output_file.h"
 
 namespace clearcap {
 
-Result<std::unique_ptr<OutFile>> OutFile::create(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error(fmt::format("{}: cannot create: {}", path, std::strerror(errno)), errno);
-  return std::unique_ptr<OutFile>(new OutFile(fd, path));
+Result<std::unique_ptr<OutFile>> OutFile::create(const std::string& path, mode_t mode) {
+  auto fd = open_output_file(path, OpenFile::kReplace, mode);
+  if (!fd) return tl::unexpected(fd.error());
+  return std::unique_ptr<OutFile>(new OutFile(*fd, path));
 }
 
 OutFile::~OutFile() { (void)close(); }
@@ -77,11 +78,11 @@ class EncoderExporter : public Exporter {
 
 }  // namespace
 
-Result<std::unique_ptr<Exporter>> make_exporter(const std::string& format, const std::string& path,
+Result<std::unique_ptr<Exporter>> make_exporter(const std::string& format, const std::string& path, mode_t mode,
                                                 const std::string& clearcap_version) {
   if (format != "pcapng" && format != "jsonl" && format != "txt" && format != "har")
     return make_error(fmt::format("export format '{}' is not known; use pcapng, jsonl, txt or har", format), EINVAL);
-  auto out = OutFile::create(path);
+  auto out = OutFile::create(path, mode);
   if (!out) return tl::unexpected(out.error());
   if (format == "pcapng") return make_pcapng_exporter(std::move(*out), clearcap_version);
   if (format == "har") return make_har_exporter(std::move(*out), clearcap_version);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,7 +20,8 @@ namespace clearcap {
 // A file written through a 1 MiB buffer; errors are returned, with the path.
 class OutFile {
  public:
-  static Result<std::unique_ptr<OutFile>> create(const std::string& path);
+  // Created (or emptied) through open_output_file() with `mode`.
+  static Result<std::unique_ptr<OutFile>> create(const std::string& path, mode_t mode);
   ~OutFile();
   Result<void> append(std::string_view bytes);
   Result<void> close();
@@ -42,7 +45,7 @@ class Exporter {
 };
 
 // format: pcapng | jsonl | txt | har
-Result<std::unique_ptr<Exporter>> make_exporter(const std::string& format, const std::string& path,
+Result<std::unique_ptr<Exporter>> make_exporter(const std::string& format, const std::string& path, mode_t mode,
                                                 const std::string& clearcap_version);
 
 }  // namespace clearcap

@@ -36,7 +36,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputOptions& o) {
   topts.file.max_bytes = o.rotate_mb * 1024 * 1024;
   topts.file.max_age = std::chrono::seconds(o.rotate_seconds);
   topts.file.keep = o.rotate_keep;
-  topts.file.mode = o.private_files ? 0600 : 0644;
+  topts.file.mode = o.file_mode;
   topts.ws_binary = o.format != "json";  // JSON lines are UTF-8 text frames
   topts.ws_strip_length_prefix = o.format == "proto";
   AsyncWriter::Options wopts;

@@ -42,7 +42,7 @@ struct OutputOptions {
   uint64_t rotate_mb = 0;               // --eventroratesize
   uint64_t rotate_seconds = 0;          // --eventroratetime
   unsigned rotate_keep = 0;             // --rotate-keep (0 = keep all)
-  bool private_files = false;           // --private-files: create files 0600
+  mode_t file_mode = 0600;              // --file-mode: every file clearcap creates (output_file.h)
   uint64_t queue_mb = 8;                // per-output queue (--output-queue-mb)
   bool events_elsewhere = false;        // -w: no default event destination
 };

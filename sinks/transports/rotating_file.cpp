@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "sinks/transports/output_file.h"
+
 namespace clearcap {
 namespace {
 
@@ -102,13 +104,11 @@ std::vector<std::string> RotatingFile::rotated_files(const std::string& path) {
 
 Result<void> RotatingFile::open() {
   close();
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, opts_.mode);
-  if (fd < 0) {
-    const int e = errno;
-    return make_error(fmt::format("{}: cannot open for writing: {}; check the directory exists and is writable",
-                                  path_, std::strerror(e)),
-                      e);
-  }
+  const bool replace = opts_.replace && !replaced_;
+  auto fd_r = open_output_file(path_, replace ? OpenFile::kReplace : OpenFile::kAppend, opts_.mode);
+  if (!fd_r) return tl::unexpected(fd_r.error());
+  replaced_ = true;
+  const int fd = *fd_r;
   struct stat st {};
   fstat(fd, &st);
   fd_ = fd;

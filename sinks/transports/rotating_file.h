@@ -36,7 +36,8 @@ class RotatingFile {
     uint64_t max_bytes = 0;              // rotate before exceeding this size; 0 = never by size
     std::chrono::seconds max_age{0};     // rotate a file this old at its next write; 0 = never by age
     unsigned keep = 0;                   // rotated files to keep (oldest deleted); 0 = keep all
-    mode_t mode = 0644;                  // for files clearcap creates (0600 for secrets such as key logs)
+    mode_t mode = 0600;                  // for files clearcap creates (--file-mode); see output_file.h
+    bool replace = false;                // the first open empties an existing file (a new capture starts)
     std::function<std::string()> header; // bytes written at the start of every new file; may be empty
     Clock clock;                         // wall clock (injectable for tests); default system_clock::now
   };
@@ -46,7 +47,9 @@ class RotatingFile {
   RotatingFile(const RotatingFile&) = delete;
   RotatingFile& operator=(const RotatingFile&) = delete;
 
-  // Opens (creating with Options::mode, appending to an existing file).
+  // Opens through open_output_file() (no symlink followed, a file of
+  // another user refused), creating with Options::mode, appending to an
+  // existing file (emptying it on the first open with Options::replace).
   Result<void> open();
   // Writes one record whole, rotating first when the size or age limit says
   // so. A short write is retried; an error is returned with errno.
@@ -83,6 +86,7 @@ class RotatingFile {
   uint64_t size_ = 0;
   std::chrono::system_clock::time_point opened_at_{};
   uint64_t rotations_ = 0;
+  bool replaced_ = false;  // Options::replace done
 };
 
 }  // namespace clearcap

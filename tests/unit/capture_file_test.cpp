@@ -293,7 +293,7 @@ TEST(CaptureExport, PcapngIsDissectedByTshark) {
   resp.raw.direction = CC_DIR_READ;
   const std::string pcap = tmp_path("x.pcapng"), har = tmp_path("x.har");
   for (const auto& [path, fmt] : {std::pair{pcap, "pcapng"}, std::pair{har, "har"}}) {
-    auto ex = make_exporter(fmt, path, "test");
+    auto ex = make_exporter(fmt, path, 0600, "test");
     ASSERT_TRUE(ex);
     ASSERT_TRUE((*ex)->write(req.event(1'000'000'000'000)));
     ASSERT_TRUE((*ex)->write(resp.event(1'000'002'000'000)));

@@ -182,7 +182,7 @@ TEST(RotatedKeylog, LinesStayWholeAndFilesPrivate) {
   rot.max_bytes = 2000;  // a TLS 1.3 handshake is 5 lines, ~700 bytes
   rot.keep = 0;
   rot.clock = stepping_clock();
-  rot.mode = 0644;  // the sink makes it 0600 anyway
+  // rot.mode: the default (0600) applies to every rotated piece
   {
     auto sink = KeylogSink::open(path, rot);
     ASSERT_TRUE(sink) << sink.error().message;

@@ -14,6 +14,7 @@
 #include "sinks/capture_file/capture_reader.h"
 #include "sinks/capture_file/capture_source.h"
 #include "sinks/encoders/exporters.h"
+#include "sinks/transports/output_file.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -114,7 +115,12 @@ int run_export_command(const ExportOptions& o) {
     total += (*r)->file_size();
     readers.push_back(std::move(*r));
   }
-  auto exporter = make_exporter(format, o.output, CLEARCAP_VERSION);
+  // Writing over an input would empty it before it is read.
+  if (same_file_as_any(o.output, o.inputs)) {
+    log("-o {}: is one of the input files; choose another output path", o.output);
+    return 2;
+  }
+  auto exporter = make_exporter(format, o.output, o.file_mode, CLEARCAP_VERSION);
   if (!exporter) {
     log("{}", exporter.error().message);
     return 2;

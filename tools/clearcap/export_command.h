@@ -11,6 +11,7 @@ struct ExportOptions {
   std::string output;
   std::string format;  // empty: from the output's extension
   bool progress = true;  // a progress bar when stderr is a terminal
+  unsigned file_mode = 0600;  // --file-mode of the output
 };
 
 // Returns the exit code: 0 clean, 1 some input was damaged (everything

@@ -7,6 +7,7 @@
 #include "tools/clearcap/export_command.h"
 #include "modules/registry.h"
 #include "tools/clearcap/capture_command.h"
+#include "sinks/transports/output_file.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -76,7 +77,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 86400));
   app.add_option("--rotate-keep", out.rotate_keep, "Keep at most N rotated files per output file, deleting the oldest; 0 = all. SIGHUP reopens every "
                  "output file (logrotate)");
-  app.add_flag("--private-files", out.private_files, "Create output files with mode 0600 (owner only) instead of 0644");
+  // Every file clearcap writes holds plaintext or keys.
+  const CLI::Validator file_mode_check(
+      [](std::string& s) {
+        auto m = clearcap::parse_file_mode(s);
+        return m ? std::string() : m.error().message;
+      },
+      "MODE");
+  std::string file_mode = "0600";
+  app.add_option("--file-mode", file_mode,
+                 "Mode of every file clearcap creates (events, log, -w capture file, key log, pcapng, each rotated "
+                 "piece): they hold plaintext or keys, so only the owner may read them unless this loosens it, e.g. "
+                 "0640. An existing file is narrowed to it, never widened")
+      ->check(file_mode_check)
+      ->capture_default_str();
+  bool private_files = false;
+  app.add_flag("--private-files", private_files, "Accepted for old command lines: files are private by default (--file-mode)");
   app.add_option("--output-queue-mb", out.queue_mb,
                  "Queue per output, in MiB: what a slow or absent destination may fall behind before events are "
                  "dropped (and counted)")
@@ -202,6 +218,10 @@ int main(int argc, char** argv) {
   exp->add_option("--format", eo.format, "Output format, overriding the extension")
       ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
   exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
+  std::string export_mode = "0600";
+  exp->add_option("--file-mode", export_mode, "Mode of the output file (it holds plaintext): 0600 unless loosened")
+      ->check(file_mode_check)
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -232,6 +252,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  out.file_mode = *clearcap::parse_file_mode(file_mode);
+  eo.file_mode = *clearcap::parse_file_mode(export_mode);
   if (exp->parsed()) return clearcap::run_export_command(eo);
   const Sub* chosen = nullptr;
   for (const Sub& sub : subs)
