@@ -134,6 +134,9 @@ bool CaptureReader::load_batch() {
         skipped_bytes_ += pos_ - at;
         skipped_records_ += info->records;
         skipped_frames_++;
+        // What did decompress (all of it, when only the checksum is wrong)
+        // is not to be read: next() would take it for the current batch.
+        content_.clear();
         continue;
       }
       batch_ = *info;
