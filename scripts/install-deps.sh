@@ -20,6 +20,7 @@ BUILD_PKGS=(
   libpcap-dev
   libnss3-dev libnspr4-dev libgnutls28-dev  # test clients of the nss and gnutls modules (tests/testprogs, tests/bpf/module)
   valgrind  # callgrind.h for bench/gate/hotpath_gate; callgrind runs the instruction-count gate
+  clang-14 libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes: scripts/fuzz.sh (fuzz/)
 )
 # Real programs the privileged tests drive on loopback.
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets

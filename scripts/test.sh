@@ -18,4 +18,10 @@ if [ -n "${CI:-}" ] && grep -q '(Skipped)' "$log"; then
   echo "test: tests were skipped in CI; privileged tests must run here (root + BTF)" >&2
   exit 1
 fi
+# CI also runs every fuzz target for a short time (FUZZ_SECONDS each, 20 s
+# by default: under two minutes for all of them, plus the clang build).
+if [ -n "${CI:-}" ] && ! scripts/fuzz.sh; then
+  echo "test: a fuzz target failed (scripts/fuzz.sh)" >&2
+  rc=1
+fi
 exit "$rc"
