@@ -1,7 +1,10 @@
 #include "control/api_server.h"
 
 #include "core/json_text.h"
+#include "core/peer_access.h"
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <exception>
 #include <optional>
@@ -28,6 +31,20 @@ constexpr auto kRequestTimeout = std::chrono::seconds(30);
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
+// "application/json", any case, parameters (charset) allowed.
+bool is_json(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  return ct.size() == kJson.size() &&
+         std::equal(ct.begin(), ct.end(), kJson.begin(), [](char a, char b) { return std::tolower(a) == b; });
+}
+
+void refuse(tcp::socket& s, unsigned status, const std::string& body) {
+  send_refusal(s.native_handle(), status, "application/json", body);
+  beast::error_code ignored;
+  s.close(ignored);
+}
 }  // namespace
 
 std::string api_body(int code, std::string_view module, std::string_view msg) {
@@ -67,13 +84,19 @@ Result<ListenAddr> parse_listen_addr(std::string_view text) {
 
 class ApiServer::Impl {
  public:
-  Impl(Options o, Handler h) : opts(std::move(o)), handler(std::move(h)), ioc(opts.threads) {}
+  Impl(Options o, Handler h)
+      : opts(std::move(o)), handler(std::move(h)), limits(opts.max_connections, opts.max_per_peer), ioc(opts.threads) {}
   void accept_next();
+  void admit(tcp::socket socket);
 
   Options opts;
   Handler handler;
+  ConnectionLimits limits;  // outlives the sessions (their tickets), which may die with the io_context
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer backoff{acceptor.get_executor()};
+  std::optional<PeerAccess> access;
+  std::atomic<uint64_t> refused{0}, accept_errors{0};
   std::vector<std::jthread> threads;
   bool stopped = false;
 };
@@ -84,7 +107,8 @@ namespace {
 // beyond the one its socket was accepted on).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(ApiServer::Impl& server, tcp::socket&& s) : server_(server), stream_(std::move(s)) {}
+  HttpSession(ApiServer::Impl& server, tcp::socket&& s, std::unique_ptr<ConnectionLimits::Ticket> ticket)
+      : server_(server), stream_(std::move(s)), ticket_(std::move(ticket)) {}
 
   void read_next() {
     parser_.emplace();
@@ -111,12 +135,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                   api_body(1, server_.opts.module, fmt::format("malformed HTTP request: {}", ec.message())), false);
     auto& req = parser_->get();
     const bool keep = req.keep_alive();
-    if (!server_.opts.token.empty()) {
-      const std::string_view auth = sv(req[http::field::authorization]);
-      if (auth != "Bearer " + server_.opts.token)
-        return send(http::status::unauthorized,
-                    api_body(1, server_.opts.module, "a token is required: Authorization: Bearer <token>"), keep);
-    }
+    const PeerAccess& access = *server_.access;
+    if (auto why = access.check_headers(sv(req[http::field::host]), sv(req[http::field::origin])))
+      return send(http::status::forbidden, api_body(1, server_.opts.module, *why), false);
+    if (!access.token_ok(sv(req[http::field::authorization])))
+      return send(http::status::unauthorized,
+                  api_body(1, server_.opts.module, "a token is required: Authorization: Bearer <token>"), keep);
+    if (req.method() == http::verb::post && !is_json(sv(req[http::field::content_type])))
+      return send(http::status::unsupported_media_type,
+                  api_body(1, server_.opts.module,
+                           "the body must be sent as Content-Type: application/json (curl: -H 'Content-Type: "
+                           "application/json')"),
+                  false);
     ApiRequest r{std::string(sv(req.method_string())), std::string(sv(req.target())), std::move(req.body())};
     ApiReply reply;
     try {
@@ -148,6 +178,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   ApiServer::Impl& server_;
   beast::tcp_stream stream_;
+  std::unique_ptr<ConnectionLimits::Ticket> ticket_;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
 };
@@ -157,9 +188,43 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 void ApiServer::Impl::accept_next() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) std::make_shared<HttpSession>(*this, std::move(socket))->read_next();
+    if (ec) {
+      // EMFILE and the like: the pending connection stays in the backlog;
+      // retrying at once would spin. Pause, keep serving the others.
+      accept_errors.fetch_add(1, std::memory_order_relaxed);
+      backoff.expires_after(std::chrono::milliseconds(100));
+      backoff.async_wait([this](beast::error_code e) {
+        if (!e) accept_next();
+      });
+      return;
+    }
+    admit(std::move(socket));
     accept_next();
   });
+}
+
+void ApiServer::Impl::admit(tcp::socket socket) {
+  beast::error_code e1, e2;
+  const auto ours = socket.local_endpoint(e1), peer = socket.remote_endpoint(e2);
+  if (e1 || e2) return;  // already gone
+  const auto verdict = access->check_connection(ours.data(), peer.data());
+  if (verdict.refusal) {
+    refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(socket, 403, api_body(1, opts.module, *verdict.refusal));
+  }
+  auto ticket = limits.admit(verdict.key);
+  if (!ticket) {
+    refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(socket, 503,
+                  api_body(6, opts.module,
+                           fmt::format("too many connections (at most {} in all and {} per user): close idle ones",
+                                       opts.max_connections, opts.max_per_peer)));
+  }
+  std::make_shared<HttpSession>(*this, std::move(socket), std::move(ticket))->read_next();
+}
+
+ApiServer::Counters ApiServer::counters() const {
+  return Counters{impl_->refused.load(std::memory_order_relaxed), impl_->accept_errors.load(std::memory_order_relaxed)};
 }
 
 ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -192,6 +257,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(Options opts, Handler handle
   d.acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) return fail();
   auto bound = d.acceptor.local_endpoint(ec);
+  auto access = PeerAccess::create(PeerAccess::Options{"--listen", d.opts.token, d.opts.allow_uids,
+                                                       bound.address().to_string(), bound.port()});
+  if (!access) return tl::unexpected(access.error());
+  d.access.emplace(std::move(*access));
   std::string address = bound.address().is_v6() ? fmt::format("[{}]:{}", bound.address().to_string(), bound.port())
                                                  : fmt::format("{}:{}", bound.address().to_string(), bound.port());
   d.accept_next();

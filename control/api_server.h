@@ -1,9 +1,15 @@
 // HTTP/1.1 server of the configuration API (`--listen`, Boost.Beast).
 // Routing and the meaning of requests belong to the handler; this class
-// owns sockets, limits and authentication: request headers are capped at
-// 8 KiB and bodies at 64 KiB (413), a request must arrive within 30 s,
-// malformed HTTP gets 400 and the connection is closed, and a wrong or
-// missing bearer token gets 401 before the handler sees anything.
+// owns sockets, limits and access (core/peer_access.h): without a token
+// only root, the starting user and --allow-uid may connect (403 right after
+// accept); with one, a wrong or missing bearer token gets 401; a foreign
+// Host or Origin gets 403 and a POST that is not application/json 415,
+// all before the handler sees anything. At most max_connections are held
+// (max_per_peer per user or address; beyond: 503 and close). Request
+// headers are capped at 8 KiB and bodies at 64 KiB (413), a request must
+// arrive within 30 s, malformed HTTP gets 400 and the connection is closed.
+// accept() failing (EMFILE) backs off 100 ms instead of spinning; existing
+// connections keep being served.
 //
 // Thread: start(), stop() and the destructor for the owner. The handler runs
 // on the server's io threads (two, so that GET /metrics answers while a
@@ -11,11 +17,14 @@
 // (an exception becomes a 500 with code 2).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 
@@ -49,8 +58,15 @@ class ApiServer {
   struct Options {
     ListenAddr addr;
     std::string token;  // non-empty: Authorization: Bearer <token> required
+    std::vector<uid_t> allow_uids;  // --allow-uid (PeerAccess)
     std::string module;  // module_type of the replies this class makes itself (the running module)
     int threads = 2;
+    size_t max_connections = 64;
+    size_t max_per_peer = 16;
+  };
+  struct Counters {
+    uint64_t refused = 0;        // connections refused (peer not allowed, limits)
+    uint64_t accept_errors = 0;  // accept() failures (EMFILE...), each followed by a pause
   };
 
   static Result<std::unique_ptr<ApiServer>> start(Options opts, Handler handler);
@@ -62,6 +78,7 @@ class ApiServer {
   void stop();
   // "127.0.0.1:28256" as bound (the real port when 0 was asked for).
   const std::string& address() const { return address_; }
+  Counters counters() const;
 
   class Impl;
 

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <readerwriterqueue/readerwriterqueue.h>
 
+#include "core/peer_access.h"
 #include "sinks/ecaptureq/ecaptureq_convert.h"
 #include "sinks/encoders/format_util.h"
 
@@ -107,6 +108,7 @@ class EcaptureqServer::Impl {
       : opts(std::move(o)), full(opts.pool_slots), free_slots(opts.pool_slots), format(opts.format) {}
 
   void accept_next();
+  void admit(tcp::socket socket);
   void wait_wake();
   void drain();
   void broadcast(const Message& m);
@@ -122,9 +124,14 @@ class EcaptureqServer::Impl {
   }
 
   Options opts;
+  // Outlives the sessions (their tickets), which may die with the io_context.
+  ConnectionLimits limits{opts.max_connections, opts.max_per_peer};
   // Declared first, destroyed last: sessions and pending handlers go first.
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  net::steady_timer backoff{ioc};
+  std::optional<PeerAccess> access;
+  std::atomic<uint64_t> refused{0}, accept_errors{0};
   int efd = -1;
   net::posix::stream_descriptor wake{ioc};
   uint64_t wake_buf = 0;
@@ -157,8 +164,8 @@ class EcaptureqServer::Impl {
 // One client connection. io thread only.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(EcaptureqServer::Impl& server, tcp::socket&& socket)
-      : server_(server), stream_(std::move(socket)), heartbeat_(server.ioc) {}
+  Session(EcaptureqServer::Impl& server, tcp::socket&& socket, std::unique_ptr<ConnectionLimits::Ticket> ticket)
+      : server_(server), stream_(std::move(socket)), heartbeat_(server.ioc), ticket_(std::move(ticket)) {}
 
   void start() {
     // The upgrade request must arrive soon and be small.
@@ -201,12 +208,10 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply(http::status::not_found, fmt::format("no eCaptureQ stream at {}; use {}", path, server_.opts.url.path));
     if (!websocket::is_upgrade(req_))
       return reply(http::status::bad_request, "this is clearcap's eCaptureQ WebSocket stream: connect with a WebSocket client");
-    if (!server_.opts.token.empty()) {
-      const std::string_view auth = sv(req_[http::field::authorization]);
-      const std::string bearer = "Bearer " + server_.opts.token;
-      if (auth != bearer && query_param(query, "token") != server_.opts.token)
-        return reply(http::status::unauthorized, "a token is required: Authorization: Bearer <token> or ?token=<token>");
-    }
+    if (auto why = server_.access->check_headers(sv(req_[http::field::host]), sv(req_[http::field::origin])))
+      return reply(http::status::forbidden, *why);
+    if (!server_.access->token_ok(sv(req_[http::field::authorization]), query_param(query, "token")))
+      return reply(http::status::unauthorized, "a token is required: Authorization: Bearer <token> or ?token=<token>");
     stream_.expires_never();
     ws_.emplace(std::move(stream_));
     ws_->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -318,6 +323,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   net::steady_timer heartbeat_;
+  std::unique_ptr<ConnectionLimits::Ticket> ticket_;
   std::deque<Message> queue_;
   size_t queued_bytes_ = 0;
   bool writing_ = false;
@@ -332,9 +338,46 @@ class Session : public std::enable_shared_from_this<Session> {
 void EcaptureqServer::Impl::accept_next() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) std::make_shared<Session>(*this, std::move(socket))->start();
-    accept_next();  // EMFILE and the like: keep serving the clients we have
+    if (ec) {
+      // EMFILE and the like: pause instead of spinning; keep serving the
+      // clients we have.
+      accept_errors.fetch_add(1, std::memory_order_relaxed);
+      backoff.expires_after(std::chrono::milliseconds(100));
+      backoff.async_wait([this](beast::error_code e) {
+        if (!e && !stopping) accept_next();
+      });
+      return;
+    }
+    admit(std::move(socket));
+    accept_next();
   });
+}
+
+namespace {
+void refuse(tcp::socket& s, unsigned status, const std::string& text) {
+  send_refusal(s.native_handle(), status, "text/plain", text + "\n");
+  beast::error_code ignored;
+  s.close(ignored);
+}
+}  // namespace
+
+void EcaptureqServer::Impl::admit(tcp::socket socket) {
+  beast::error_code e1, e2;
+  const auto ours = socket.local_endpoint(e1), peer = socket.remote_endpoint(e2);
+  if (e1 || e2) return;
+  const auto verdict = access->check_connection(ours.data(), peer.data());
+  if (verdict.refusal) {
+    refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(socket, 403, *verdict.refusal);
+  }
+  auto ticket = limits.admit(verdict.key);
+  if (!ticket) {
+    refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(socket, 503,
+                  fmt::format("too many connections (at most {} in all and {} per user): close idle ones",
+                              opts.max_connections, opts.max_per_peer));
+  }
+  std::make_shared<Session>(*this, std::move(socket), std::move(ticket))->start();
 }
 
 void EcaptureqServer::Impl::wait_wake() {
@@ -380,6 +423,7 @@ void EcaptureqServer::Impl::begin_stop(std::chrono::milliseconds grace) {
   stopping = true;
   beast::error_code ignored;
   acceptor.close(ignored);
+  backoff.cancel();
   wake.close(ignored);
   if (sessions.empty()) return ioc.stop();
   grace_timer.expires_after(grace);
@@ -421,6 +465,10 @@ Result<std::unique_ptr<EcaptureqServer>> EcaptureqServer::start(Options opts) {
   d.acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) return fail("listen on");
   auto bound = d.acceptor.local_endpoint(ec);
+  auto access = PeerAccess::create(PeerAccess::Options{"--ecaptureq", d.opts.token, d.opts.allow_uids,
+                                                       bound.address().to_string(), bound.port()});
+  if (!access) return tl::unexpected(access.error());
+  d.access.emplace(std::move(*access));
   std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
   d.url = fmt::format("ws://{}:{}{}", host, bound.port(), u.path);
 
@@ -508,6 +556,9 @@ void EcaptureqServer::post_log(std::string line) {
     d->broadcast(serialize(e));
   });
 }
+
+uint64_t EcaptureqServer::refused() const { return impl_->refused.load(std::memory_order_relaxed); }
+uint64_t EcaptureqServer::accept_errors() const { return impl_->accept_errors.load(std::memory_order_relaxed); }
 
 size_t EcaptureqServer::clients() const { return impl_->nclients.load(std::memory_order_relaxed); }
 

@@ -20,11 +20,20 @@
 // "<url> clients"), and the client is told with a PROCESS_LOG line as soon as
 // its queue has room again.
 //
+// Access (core/peer_access.h): without a token only root, the user who
+// started clearcap and --allow-uid may connect (others get 403 right after
+// accept); a cross-origin upgrade (an Origin that is not this server) and,
+// without a token, a foreign Host get 403. At most max_connections are
+// held, max_per_peer per user or address (beyond: 503). accept() failing
+// (EMFILE) pauses 100 ms instead of spinning.
+//
 // Thread: start(), stop() and the destructor for the owner; write(), flush()
 // and set_format() for the processor thread only; post_log(),
 // collect_stats() and the counters for any thread; everything else runs on
 // the server's own io thread.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -52,6 +61,9 @@ class EcaptureqServer : public EventSink {
   struct Options {
     WsUrl url;
     std::string token;                        // non-empty: required as Bearer token or ?token=
+    std::vector<uid_t> allow_uids;            // --allow-uid (PeerAccess)
+    size_t max_connections = 64;
+    size_t max_per_peer = 16;
     FormatOptions format;                     // truncate applies to event payloads
     size_t history = 128;                     // messages replayed to a new client
     size_t pool_slots = 1024;                 // processor -> io thread hand-over (each grows to its largest message)
@@ -82,6 +94,9 @@ class EcaptureqServer : public EventSink {
   void post_log(std::string line);
 
   size_t clients() const;
+  // Connections refused (peer not allowed, limits) and accept() failures.
+  uint64_t refused() const;
+  uint64_t accept_errors() const;
   // Slots waiting for the io thread.
   size_t pending() const;
 

@@ -124,10 +124,14 @@ def describe_entry(e) -> str:
 
 
 def api(addr, method: str, path: str, body: str | bytes | None = None, headers=None):
-    """One HTTP request to the API; returns (status, parsed JSON or text)."""
+    """One HTTP request to the API; returns (status, parsed JSON or text).
+    A POST is sent as application/json unless `headers` names a Content-Type."""
+    headers = dict(headers or {})
+    if method == "POST" and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
     conn = http.client.HTTPConnection(addr[0], addr[1], timeout=30)
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         ctype = resp.getheader("Content-Type", "")

@@ -55,8 +55,13 @@ class EcaptureqTest(unittest.TestCase):
                     websocket.create_connection(url, timeout=10)
                 self.assertEqual(refused.exception.status_code, 401)
 
-                early = r.EcqClient(url, header=[f"Authorization: Bearer {ws_token}",
-                                                 "Origin: http://eCaptureQ.example"])
+                # Nor is a cross-origin one (a web page), token or not.
+                with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
+                    websocket.create_connection(url, timeout=10, header=[f"Authorization: Bearer {ws_token}"],
+                                                origin="http://eCaptureQ.example")
+                self.assertEqual(refused.exception.status_code, 403)
+
+                early = r.EcqClient(url, header=[f"Authorization: Bearer {ws_token}"])
                 t_connect = time.monotonic()
                 try:
                     first = early.wait_for(lambda m: m, what="the first message")[0]

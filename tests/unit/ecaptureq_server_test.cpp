@@ -3,7 +3,9 @@
 // with a PROCESS_LOG line; the processor side never waits.
 #include "sinks/ecaptureq/ecaptureq_server.h"
 
+#include <sys/fsuid.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -115,40 +117,90 @@ TEST(EcaptureqServer, SlowClientDropsAreCountedAndTold) {
   srv.stop();
 }
 
-TEST(EcaptureqServer, RefusesWrongPathAndMissingToken) {
+// A raw upgrade request to 127.0.0.1:port; returns the status the server
+// answered (0: no answer). With `as_uid`, the socket belongs to that user:
+// a socket's owner is the fsuid of the thread that created it, and
+// setfsuid() changes only the calling thread.
+unsigned try_handshake(uint16_t port, const std::string& target, const std::string& auth, const std::string& host,
+                       const std::string& origin, int as_uid = -1) {
+  namespace http = beast::http;
+  net::io_context ioc;
+  tcp::socket sock(ioc);
+  if (as_uid >= 0) {
+    setfsuid(static_cast<uid_t>(as_uid));
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setfsuid(0);
+    sock.assign(tcp::v4(), fd);
+  }
+  sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  if (!host.empty()) req.set(http::field::host, host);
+  req.set(http::field::upgrade, "websocket");
+  req.set(http::field::connection, "Upgrade");
+  req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  req.set(http::field::sec_websocket_version, "13");
+  if (!origin.empty()) req.set(http::field::origin, origin);
+  if (!auth.empty()) req.set(http::field::authorization, auth);
+  beast::error_code ec;
+  http::write(sock, req, ec);
+  beast::flat_buffer b;
+  http::response_parser<http::empty_body> res;
+  res.skip(true);  // 101 has no body; errors carry a short one we do not need
+  http::read_header(sock, b, res, ec);
+  return ec ? 0u : res.get().result_int();
+}
+
+TEST(EcaptureqServer, RefusesWrongPathMissingTokenAndCrossOrigin) {
   EcaptureqServer::Options o;
   o.url.host = "127.0.0.1";
-  o.token = "s3cret";
+  o.token = "s3cret-token";
   auto server = EcaptureqServer::start(o);
   ASSERT_TRUE(server) << server.error().message;
   const uint16_t port = port_of((*server)->url());
-  // A raw upgrade request: the status is what the server answered.
-  auto try_handshake = [&](const std::string& target, const std::string& auth) {
-    namespace http = beast::http;
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    http::request<http::empty_body> req(http::verb::get, target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::upgrade, "websocket");
-    req.set(http::field::connection, "Upgrade");
-    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-    req.set(http::field::sec_websocket_version, "13");
-    req.set(http::field::origin, "http://example.com");
-    if (!auth.empty()) req.set(http::field::authorization, auth);
-    http::write(sock, req);
-    beast::flat_buffer b;
-    http::response_parser<http::empty_body> res;
-    res.skip(true);  // 101 has no body; errors carry a short one we do not need
-    beast::error_code ec;
-    http::read_header(sock, b, res, ec);
-    return res.get().result_int();
-  };
-  EXPECT_EQ(try_handshake("/", ""), 401u);
-  EXPECT_EQ(try_handshake("/", "Bearer wrong"), 401u);
-  EXPECT_EQ(try_handshake("/other", "Bearer s3cret"), 404u);
-  EXPECT_EQ(try_handshake("/", "Bearer s3cret"), 101u);
-  EXPECT_EQ(try_handshake("/?token=s3cret", ""), 101u);
+  const std::string self = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(try_handshake(port, "/", "", self, ""), 401u);
+  EXPECT_EQ(try_handshake(port, "/", "Bearer wrong", self, ""), 401u);
+  EXPECT_EQ(try_handshake(port, "/other", "Bearer s3cret-token", self, ""), 404u);
+  EXPECT_EQ(try_handshake(port, "/", "Bearer s3cret-token", self, ""), 101u);
+  EXPECT_EQ(try_handshake(port, "/?token=s3cret-token", "", self, ""), 101u);
+  // A web page cannot stream the capture, token or not.
+  EXPECT_EQ(try_handshake(port, "/?token=s3cret-token", "", self, "http://example.com"), 403u);
+  EXPECT_EQ(try_handshake(port, "/", "Bearer s3cret-token", self, "null"), 403u);
+  EXPECT_EQ(try_handshake(port, "/", "Bearer s3cret-token", self, "http://" + self), 101u);
+}
+
+TEST(EcaptureqServer, WithoutTokenOnlyAllowedLocalUsersAndTheRightHost) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  EcaptureqServer::Options o;
+  o.url.host = "127.0.0.1";
+  auto server = EcaptureqServer::start(o);
+  ASSERT_TRUE(server) << server.error().message;
+  const uint16_t port = port_of((*server)->url());
+  const std::string self = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(try_handshake(port, "/", "", self, ""), 101u) << "root";
+  EXPECT_EQ(try_handshake(port, "/", "", "localhost:" + std::to_string(port), ""), 101u);
+  EXPECT_EQ(try_handshake(port, "/", "", "evil.example:" + std::to_string(port), ""), 403u) << "DNS rebinding";
+  EXPECT_EQ(try_handshake(port, "/", "", self, "https://evil.example"), 403u);
+  // A socket of uid 65534 (nobody): refused right after accept.
+  EXPECT_EQ(try_handshake(port, "/", "", self, "", 65534), 403u);
+  EXPECT_EQ((*server)->refused(), 1u);
+  (*server)->stop();
+  o.allow_uids = {65534};
+  auto widened = EcaptureqServer::start(o);
+  ASSERT_TRUE(widened) << widened.error().message;
+  const uint16_t port2 = port_of((*widened)->url());
+  EXPECT_EQ(try_handshake(port2, "/", "", "127.0.0.1:" + std::to_string(port2), "", 65534), 101u)
+      << "--allow-uid 65534 lets nobody in";
+}
+
+TEST(EcaptureqServer, BeyondLoopbackNeedsAToken) {
+  EcaptureqServer::Options o;
+  o.url.host = "0.0.0.0";
+  auto server = EcaptureqServer::start(o);
+  ASSERT_FALSE(server);
+  EXPECT_NE(server.error().message.find("needs a token"), std::string::npos) << server.error().message;
+  o.token = "s3cret-token";
+  EXPECT_TRUE(EcaptureqServer::start(o));
 }
 
 TEST(EcaptureqServer, BindErrorNamesTheAddress) {

@@ -1,5 +1,7 @@
 #include "tools/clearcap/capture_command.h"
 
+#include "core/peer_access.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -75,6 +77,20 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     if (!a) return console.log("{}", a.error().message), 2;
     listen_addr = *a;
   }
+  // Tokens: from a file or the environment; argv works but every local
+  // user can read it with ps.
+  auto listen_token = load_token({"--listen-token", o.listen_token, o.listen_token_file, "CLEARCAP_LISTEN_TOKEN"});
+  if (!listen_token) return console.log("{}", listen_token.error().message), 2;
+  auto ecq_token =
+      load_token({"--ecaptureq-token", o.ecaptureq_token, o.ecaptureq_token_file, "CLEARCAP_ECAPTUREQ_TOKEN"});
+  if (!ecq_token) return console.log("{}", ecq_token.error().message), 2;
+  for (const auto& [given, flag] : {std::pair{&o.listen_token, "--listen-token"},
+                                    std::pair{&o.ecaptureq_token, "--ecaptureq-token"}})
+    if (!given->empty())
+      console.log("warning: {} on the command line is visible to every local user (ps); use {}-file FILE (0600) "
+                  "or the environment instead",
+                  flag, flag);
+  const std::vector<uid_t> allow_uids(o.allow_uids.begin(), o.allow_uids.end());
   Cgroup cgroup;
   if (!o.cgroup_path.empty()) {
     auto c = resolve_cgroup(o.cgroup_path);
@@ -192,12 +208,14 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   if (ecq_url) {
     EcaptureqServer::Options eo;
     eo.url = *ecq_url;
-    eo.token = o.ecaptureq_token;
+    eo.token = *ecq_token;
+    eo.allow_uids = allow_uids;
     eo.format = so.format;
     if (auto r = outs->add_ecaptureq(eo); !r) return console.log("{}", r.error().message), 1;
     console.attach_tap(outs->ecaptureq());
     console.log("ecaptureq: streaming on {}{}", outs->ecaptureq()->url(),
-                o.ecaptureq_token.empty() ? "" : " (token required)");
+                ecq_token->empty() ? " (local users: root and the user who started clearcap, --allow-uid)"
+                                   : " (token required)");
   }
 
   if (auto r = session.start(); !r) return console.say("{}", r.error().message), 1;
@@ -246,13 +264,15 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     control = std::make_unique<RemoteControl>(module, session, cap, std::move(live), std::move(hooks));
     ApiServer::Options ao;
     ao.addr = *listen_addr;
-    ao.token = o.listen_token;
+    ao.token = *listen_token;
+    ao.allow_uids = allow_uids;
     ao.module = module.name;
     auto server = ApiServer::start(ao, [c = control.get()](const ApiRequest& r) { return c->handle(r); });
     if (!server) return console.log("{}", server.error().message), 1;
     api = std::move(*server);
     console.log("config API: listening on http://{}/{}", api->address(),
-                o.listen_token.empty() ? "" : " (token required)");
+                listen_token->empty() ? " (local users: root and the user who started clearcap, --allow-uid)"
+                                      : " (token required)");
   }
   console.say("{}", ready_line);
 

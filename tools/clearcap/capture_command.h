@@ -30,9 +30,12 @@ struct CaptureCommandOptions {
   std::string mode = "text";                        // text | keylog (after alias resolution)
   std::string keylog_file = "clearcap_tls_key.log";  // -k
   std::string ecaptureq;        // ws://HOST:PORT/ of the eCaptureQ server, "" = off
-  std::string ecaptureq_token;  // required from its clients when set
+  std::string ecaptureq_token;  // required from its clients when set (argv: visible in ps)
+  std::string ecaptureq_token_file;  // ... read from this 0600 file (or CLEARCAP_ECAPTUREQ_TOKEN)
   std::string listen;           // HOST:PORT of the configuration API, "" = off
-  std::string listen_token;     // required by the API when set
+  std::string listen_token;     // required by the API when set (argv: visible in ps)
+  std::string listen_token_file;  // ... read from this 0600 file (or CLEARCAP_LISTEN_TOKEN)
+  std::vector<uint32_t> allow_uids;  // --allow-uid: may use both servers without a token
   bool keylog_given = false;                        // -k was on the command line (pcap mode: keys also there)
   std::string ifname;                               // -i, pcap mode
   uint32_t snaplen = 65535;                         // --snaplen, pcap mode

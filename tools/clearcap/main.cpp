@@ -3,6 +3,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "tools/clearcap/export_command.h"
 #include "modules/registry.h"
@@ -131,13 +132,30 @@ int main(int argc, char** argv) {
   app.add_option("--ecaptureq", o.ecaptureq,
                  "Stream events and clearcap's log to eCaptureQ WebSocket clients (protobuf LogEntry frames) on this "
                  "URL, e.g. ws://127.0.0.1:28257/ (loopback unless another host is named; port 0 = any free port)");
-  app.add_option("--ecaptureq-token", o.ecaptureq_token,
-                 "Require this token from eCaptureQ clients (Authorization: Bearer TOKEN, or ?token=TOKEN)");
   app.add_option("--listen", o.listen,
                  "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /<module> (/tls, /gnutls, /nss) changes the pid/uid/cgroup "
                  "filters, truncate/hex or the library of the running capture; GET /status, GET /metrics "
                  "(Prometheus); see docs/remote.md");
-  app.add_option("--listen-token", o.listen_token, "Require Authorization: Bearer TOKEN on every API request");
+  // Tokens: a file or the environment; argv still works but ps shows it.
+  auto token_flags = [&app](const std::string& flag, std::string& value, std::string& file, const char* env,
+                            const char* what) {
+    app.add_option(flag, value,
+                   fmt::format("Require this token from {} (Authorization: Bearer TOKEN); visible to every local user "
+                               "in ps: prefer {}-file or {}",
+                               what, flag, env));
+    app.add_option(flag + "-file", file,
+                   fmt::format("Read the token for {} from this file (first line; owned by root or you, mode 0600). "
+                               "Without a token only root, the user who started clearcap and --allow-uid may "
+                               "connect, on loopback only",
+                               what));
+  };
+  token_flags("--ecaptureq-token", o.ecaptureq_token, o.ecaptureq_token_file, "CLEARCAP_ECAPTUREQ_TOKEN",
+              "eCaptureQ clients (also ?token=TOKEN)");
+  token_flags("--listen-token", o.listen_token, o.listen_token_file, "CLEARCAP_LISTEN_TOKEN",
+              "every API request");
+  app.add_option("--allow-uid", o.allow_uids,
+                 "Also let this local user (uid; repeatable or comma list) use --listen and --ecaptureq without a token")
+      ->delimiter(',');
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
   // One subcommand per module (modules/registry.cpp), with the module's own
