@@ -54,6 +54,8 @@ class KeylogSink : public EventSink {
   void collect_stats(std::vector<SinkStats>& out) const override;
   // SIGHUP: the writer thread reopens the file.
   void request_reopen() { writer_->request_reopen(); }
+  // The process ends without waiting: see AsyncWriter::abandon().
+  void abandon() { writer_->abandon(); }
   // Delivers what is queued and closes the file. Idempotent.
   void finish();
 

@@ -54,7 +54,9 @@ Result<std::unique_ptr<OutputSet>> OutputSet::create(OutputOptions opts, const s
   return self;
 }
 
-OutputSet::~OutputSet() {
+OutputSet::~OutputSet() { close(); }
+
+void OutputSet::close() {
   if (ecq_) ecq_->stop();
   if (outputs_) outputs_->stop();
 }
@@ -128,6 +130,12 @@ void OutputSet::finish() {
   outputs_->close_events();
   if (pcap_) pcap_->finish();      // held connections written (counted as missed), file closed
   if (keylog_) keylog_->finish();  // queued key lines written, file closed
+}
+
+void OutputSet::abandon() {
+  outputs_->abandon();
+  if (pcap_) pcap_->abandon();
+  if (keylog_) keylog_->abandon();
 }
 
 void OutputSet::collect_stats(std::vector<SinkStats>& out) const {

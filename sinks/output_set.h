@@ -63,6 +63,13 @@ class OutputSet {
   // After the processor delivered its last event: every writer delivers
   // what it holds (or counts what it could not), files are closed.
   void finish();
+  // After the summary: the eCaptureQ server and every writer deliver what
+  // is left (log lines) and stop. Idempotent; the destructor calls it.
+  void close();
+  // The process ends without waiting for finish() to return: every writer's
+  // unsent records count as lost in collect_stats() (AsyncWriter::abandon).
+  // Any thread, while finish() may be running.
+  void abandon();
   void collect_stats(std::vector<SinkStats>& out) const;
   // The record file's summary lines (keys written, packets); `truncated` is
   // the kernel's count of packets cut to the snap length.

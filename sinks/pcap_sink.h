@@ -77,6 +77,8 @@ class PcapSink : public EventSink {
                                                 EventSink* keys_also, RotatingFile::Options rotation = {});
   // SIGHUP: the writer thread reopens the file.
   void request_reopen() { writer_->request_reopen(); }
+  // The process ends without waiting: see AsyncWriter::abandon().
+  void abandon() { writer_->abandon(); }
   static constexpr size_t kMaxReplayedSecrets = 4096;
   ~PcapSink() override;
 

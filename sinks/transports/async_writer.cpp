@@ -34,28 +34,65 @@ void AsyncWriter::stop() {
   // reading is unblocked here once that bound has passed.
   const auto deadline = Clock::now() + opts_.drain_timeout + std::chrono::milliseconds(500);
   while (!finished_.load() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (!finished_.load()) transport_->interrupt();
+  interrupt_until([this] { return finished_.load(); });
   thread_.join();
 }
 
+template <typename Done>
+void AsyncWriter::interrupt_until(Done done) {
+  // Repeated: one interrupt may land just before the writer blocks again.
+  while (!done()) {
+    transport_->interrupt();
+    for (int i = 0; i < 10 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 void AsyncWriter::close_events() {
+  begin_close_events();
+  wait_events_closed();
+}
+
+void AsyncWriter::begin_close_events() {
   if (!thread_.joinable()) return;
+  // The deadline counts from the request, not from when a writer blocked
+  // in a send gets to see it.
+  close_deadline_ns_.store((Clock::now() + opts_.drain_timeout).time_since_epoch().count());
   close_events_.store(true);
   sem_.signal();
+}
+
+void AsyncWriter::wait_events_closed() {
+  if (!thread_.joinable()) return;
+  auto done = [this] { return events_done_.load() || finished_.load(); };
   const auto deadline = Clock::now() + opts_.drain_timeout + std::chrono::milliseconds(500);
-  while (!events_done_.load() && !finished_.load() && Clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (!events_done_.load() && !finished_.load()) {
-    transport_->interrupt();  // a send stuck on a peer that stopped reading
-    while (!events_done_.load() && !finished_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  while (!done() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  interrupt_until(done);  // a send stuck on a peer that stopped reading
+}
+
+void AsyncWriter::abandon() {
+  if (abandoned_.load()) return;
+  SinkStats s = stats();
+  const uint64_t accepted = accepted_.load(), delivered = delivered_.load();
+  const uint64_t lost_after = s.dropped_events - rejected_.load();
+  const uint64_t unsettled = accepted > delivered + lost_after ? accepted - delivered - lost_after : 0;
+  s.dropped_events += unsettled;
+  s.dropped_bytes += ring_.used_bytes();
+  frozen_ = s;
+  frozen_delivered_ = delivered;
+  abandoned_.store(true, std::memory_order_release);
+}
+
+uint64_t AsyncWriter::delivered_events() const {
+  if (abandoned_.load(std::memory_order_acquire)) return frozen_delivered_;
+  return delivered_.load(std::memory_order_relaxed);
 }
 
 bool AsyncWriter::push(std::string_view record) {
   if (!ring_.push(record)) {
-    count_lost(1, record.size());
+    count_rejected(record.size());
     return false;
   }
+  accepted_.fetch_add(1, std::memory_order_relaxed);
   // Wake the writer early when a good part of the ring waits; otherwise it
   // comes on flush() (pipeline idle) or its own 100 ms timer.
   if (ring_.used_bytes() > ring_.capacity() / 8) sem_.signal();
@@ -66,10 +103,11 @@ void AsyncWriter::push_log(std::string_view record) {
   {
     std::lock_guard lk(log_mu_);
     if (logs_.size() >= opts_.log_queue_lines) {
-      count_lost(1, record.size());
+      count_rejected(record.size());
       return;
     }
     logs_.emplace_back(record);
+    accepted_.fetch_add(1, std::memory_order_relaxed);
   }
   sem_.signal();
 }
@@ -86,6 +124,7 @@ void AsyncWriter::request_reopen() {
 }
 
 SinkStats AsyncWriter::stats() const {
+  if (abandoned_.load(std::memory_order_acquire)) return frozen_;
   return {name_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
           dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed)};
 }
@@ -164,6 +203,12 @@ void AsyncWriter::discard_events() {
   }
 }
 
+void AsyncWriter::pause_until(Clock::time_point t, const std::stop_token& st) {
+  auto closing = [this] { return close_events_.load() && !events_done_.load(); };
+  for (auto now = Clock::now(); now < t && !st.stop_requested() && !closing(); now = Clock::now())
+    sem_.wait(std::chrono::duration_cast<std::chrono::microseconds>(t - now).count());
+}
+
 void AsyncWriter::run(std::stop_token st) {
   auto backoff = opts_.initial_backoff;
   auto next_attempt = Clock::now();
@@ -187,14 +232,23 @@ void AsyncWriter::run(std::stop_token st) {
     return true;
   };
 
-  std::optional<Clock::time_point> events_deadline;
+  bool failed_while_closing = false;
   while (!st.stop_requested()) {
     if (close_events_.load() && !events_done_.load()) {
-      if (!events_deadline) events_deadline = Clock::now() + opts_.drain_timeout;
-      if ((batch_.empty() && ring_.empty()) || Clock::now() >= *events_deadline) {
+      const Clock::time_point deadline{Clock::duration(close_deadline_ns_.load())};
+      // Shutdown neither reconnects nor retries: a peer that is away or a
+      // send that failed gets nothing more.
+      if ((batch_.empty() && ring_.empty()) || Clock::now() >= deadline || !transport_->connected() ||
+          transport_->closed_for_good() || failed_while_closing) {
         discard_events();
         events_done_.store(true);
       }
+    }
+    if (transport_->closed_for_good()) {
+      // Nothing will ever get through: count what arrives, wait for the stop.
+      discard_events();
+      sem_.wait(100'000);
+      continue;
     }
     if (reopen_.exchange(false, std::memory_order_relaxed)) transport_->reopen();
     if (!transport_->connected()) {
@@ -204,6 +258,10 @@ void AsyncWriter::run(std::stop_token st) {
         sem_.wait(std::chrono::duration_cast<std::chrono::microseconds>(next_attempt - now).count());
         continue;
       }
+      if (close_events_.load()) {  // no reconnect during shutdown
+        sem_.wait(100'000);
+        continue;
+      }
       if (!try_connect()) {
         grow();
         continue;
@@ -211,23 +269,24 @@ void AsyncWriter::run(std::stop_token st) {
       backoff = opts_.initial_backoff;
     }
     if (!drain_once()) {
+      if (close_events_.load() && !events_done_.load()) failed_while_closing = true;
       grow();
+      // Connected transports (files, stdout) fail too: wait out the backoff
+      // as for a reconnect, instead of trying again at once.
+      pause_until(next_attempt, st);
       continue;
     }
     transport_->poll();  // answers pings, notices a peer that left
     if (!has_work()) sem_.wait(100'000);
   }
 
-  // Stopping: deliver what is queued within drain_timeout, reaching once
-  // more for a peer that is away; whatever is left is counted lost.
+  // Stopping: deliver what is queued within drain_timeout, without
+  // reconnecting and without retrying a failed send; whatever is left is
+  // counted lost.
   const auto deadline = Clock::now() + opts_.drain_timeout;
-  while (has_work() && Clock::now() < deadline) {
+  while (has_work() && Clock::now() < deadline && transport_->connected() && !transport_->closed_for_good()) {
     if (reopen_.exchange(false, std::memory_order_relaxed)) transport_->reopen();
-    if (!transport_->connected() && !try_connect()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      continue;
-    }
-    drain_once();
+    if (!drain_once()) break;
   }
   discard_events();
   {

@@ -8,7 +8,18 @@
 // writer thread drains the ring to its Transport; while a network peer is
 // away the ring holds what arrives (that is the bounded buffer) and the
 // writer reconnects with exponential backoff (initial_backoff doubling up to
-// max_backoff). A record whose send failed is counted as dropped.
+// max_backoff). A record whose send failed is counted as dropped. Every
+// failed send, whatever the transport, waits out the backoff before the next
+// try: a destination that keeps failing (a full disk, a closed stdout) never
+// makes the writer spin. A transport closed for good (stdout whose reader
+// went away) has what is queued, and all that follows, counted as lost.
+//
+// Shutdown never reconnects and is bounded: close_events()/stop() give the
+// writer drain_timeout, then interrupt a blocked send (repeatedly) and count
+// what is left as lost. If the process must end before the writer returns
+// (--shutdown-timeout, a second SIGINT), abandon() counts every record still
+// held as lost, so that the summary printed just before exiting adds up:
+// accepted = delivered + lost after acceptance, for every output.
 //
 // clearcap's own log lines come from other threads (rarely): push_log()
 // takes a mutex and a small bounded queue, kept apart from the event ring
@@ -61,8 +72,17 @@ class AsyncWriter {
   // the summary written afterwards (with final counts) still reaches this
   // destination.
   void close_events();
+  // close_events() in two halves, so that several writers drain at once.
+  void begin_close_events();
+  void wait_events_closed();
   // Delivers what is queued (bounded by drain_timeout), closes, joins.
   void stop();
+  // Owner, when the process ends without waiting for this writer: the
+  // records it still holds count as lost from now on in stats(). The
+  // writer thread is left as it is (the process is about to exit).
+  void abandon();
+  // The destination can never take anything again (stdout closed by its reader).
+  bool closed_for_good() const { return transport_->closed_for_good(); }
 
   // Producer thread: queues one encoded event; false (and counted) when the
   // ring has no room for it.
@@ -76,7 +96,7 @@ class AsyncWriter {
 
   const std::string& name() const { return name_; }
   SinkStats stats() const;
-  uint64_t delivered_events() const { return delivered_.load(std::memory_order_relaxed); }
+  uint64_t delivered_events() const;
   uint64_t connects() const { return connects_.load(std::memory_order_relaxed); }
   bool connected() const { return connected_.load(std::memory_order_relaxed); }
 
@@ -88,6 +108,16 @@ class AsyncWriter {
     dropped_events_.fetch_add(events, std::memory_order_relaxed);
     dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   }
+  // A record refused at the door (queue full): lost, never accepted.
+  void count_rejected(uint64_t bytes) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    count_lost(1, bytes);
+  }
+  // Waits until `t` (or a stop or close request), ignoring wake-ups.
+  void pause_until(std::chrono::steady_clock::time_point t, const std::stop_token& st);
+  // Owner: interrupts the transport every 50 ms until `done()`.
+  template <typename Done>
+  void interrupt_until(Done done);
   void failed(const Error& e);
   // Writer thread: counts every queued event as lost and forgets it.
   void discard_events();
@@ -107,10 +137,16 @@ class AsyncWriter {
   std::vector<size_t> ends_;
   // Any thread reads (relaxed: plain counters).
   std::atomic<uint64_t> dropped_events_{0}, dropped_bytes_{0}, write_errors_{0}, delivered_{0}, connects_{0};
+  std::atomic<uint64_t> accepted_{0}, rejected_{0};
+  // abandon(): stats frozen with every unsettled record counted lost.
+  std::atomic<bool> abandoned_{false};
+  SinkStats frozen_;
+  uint64_t frozen_delivered_ = 0;
   std::atomic<int> last_errno_{0};
   std::atomic<bool> connected_{false};
   std::atomic<bool> finished_{false};
   std::atomic<bool> close_events_{false};
+  std::atomic<int64_t> close_deadline_ns_{0};  // steady_clock, set with close_events_
   std::atomic<bool> events_done_{false};
 };
 

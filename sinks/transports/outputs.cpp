@@ -41,6 +41,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputOptions& o) {
   topts.ws_strip_length_prefix = o.format == "proto";
   AsyncWriter::Options wopts;
   wopts.queue_bytes = o.queue_mb << 20;
+  wopts.drain_timeout = o.drain_timeout;
 
   // One writer per distinct destination (by its parsed identity).
   std::map<std::string, AsyncWriter*> by_key;
@@ -128,7 +129,18 @@ void Outputs::reopen() {
 
 void Outputs::close_events() {
   sink_->flush();
-  for (auto& w : writers_) w->close_events();
+  for (auto& w : writers_) w->begin_close_events();
+  for (auto& w : writers_) w->wait_events_closed();
+}
+
+void Outputs::abandon() {
+  for (auto& w : writers_) w->abandon();
+}
+
+std::string Outputs::closed_for_good() const {
+  for (const auto& w : writers_)
+    if (w->closed_for_good()) return w->name();
+  return {};
 }
 
 void Outputs::stop() {

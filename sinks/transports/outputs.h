@@ -18,6 +18,7 @@
 // from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,9 @@ struct OutputOptions {
   unsigned rotate_keep = 0;             // --rotate-keep (0 = keep all)
   mode_t file_mode = 0600;              // --file-mode: every file clearcap creates (output_file.h)
   uint64_t queue_mb = 8;                // per-output queue (--output-queue-mb)
+  // At shutdown, how long each output may keep delivering what it holds
+  // (all at once); from --shutdown-timeout, leaving room for the rest.
+  std::chrono::milliseconds drain_timeout{3000};
   bool events_elsewhere = false;        // -w: no default event destination
 };
 
@@ -60,9 +64,15 @@ class Outputs {
   void console(std::string_view line);
   // SIGHUP: reopen every file.
   void reopen();
-  // At shutdown, after the last event was handed over (see AsyncWriter).
+  // At shutdown, after the last event was handed over (see AsyncWriter):
+  // every writer drains at once, each bounded by its drain timeout.
   void close_events();
   void stop();
+  // The process ends without waiting for the writers (AsyncWriter::abandon).
+  void abandon();
+  // The name of a destination that can never take anything again (stdout
+  // whose reader closed the pipe), or empty.
+  std::string closed_for_good() const;
   // SinkStats of every destination (events and log).
   void collect_stats(std::vector<SinkStats>& out) const;
   // "events -> a, b; log -> c" for the ready line.

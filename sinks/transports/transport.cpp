@@ -1,14 +1,18 @@
 #include "sinks/transports/transport.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -98,9 +102,32 @@ Result<Destination> parse_destination(const std::string& text) {
                     EINVAL);
 }
 
+namespace {
+// Interrupts a write() blocked on a pipe nobody reads (see FdTransport).
+// SIGRTMIN is free for applications (glibc reserves the ones below it).
+int interrupt_signal() { return SIGRTMIN; }
+void on_interrupt_signal(int) {}
+}  // namespace
+
+FdTransport::FdTransport(int fd) : fd_(fd) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt_signal;  // no SA_RESTART: write() returns EINTR
+    sigemptyset(&sa.sa_mask);
+    sigaction(interrupt_signal(), &sa, nullptr);
+  });
+}
+
 Result<void> FdTransport::send(std::span<const char> record) {
+  static_assert(sizeof(pthread_t) <= sizeof(unsigned long));
+  writer_.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
+  have_writer_.store(true, std::memory_order_release);
   size_t done = 0;
   while (done < record.size()) {
+    if (interrupted_.load(std::memory_order_relaxed))
+      return make_error(fmt::format("write interrupted at shutdown ({} of {} bytes written)", done, record.size()),
+                        EINTR);
     const ssize_t w = ::write(fd_, record.data() + done, record.size() - done);
     if (w > 0) {
       done += static_cast<size_t>(w);
@@ -108,9 +135,25 @@ Result<void> FdTransport::send(std::span<const char> record) {
     }
     if (w < 0 && errno == EINTR) continue;
     const int e = w < 0 ? errno : EIO;
+    if (e == EPIPE) epipe_.store(true, std::memory_order_relaxed);
     return make_error(fmt::format("write failed: {}", std::strerror(e)), e);
   }
   return {};
+}
+
+void FdTransport::poll() {
+  pollfd p{fd_, 0, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) {
+    struct stat st {};
+    if (fstat(fd_, &st) == 0 && S_ISFIFO(st.st_mode)) epipe_.store(true, std::memory_order_relaxed);
+  }
+}
+
+void FdTransport::interrupt() {
+  interrupted_.store(true);
+  // Repeated: the writer may be between the check and the write() call.
+  if (have_writer_.load(std::memory_order_acquire))
+    pthread_kill(static_cast<pthread_t>(writer_.load(std::memory_order_relaxed)), interrupt_signal());
 }
 
 Result<void> FileTransport::send(std::span<const char> record) {

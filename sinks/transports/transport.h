@@ -61,19 +61,33 @@ class Transport {
   // Network destinations reconnect with backoff; files and std streams retry
   // at the same pace but are expected to work.
   virtual bool is_network() const { return false; }
+  // True once nothing can ever be delivered again (stdout whose reader
+  // closed the pipe): the writer counts what it holds as lost at once.
+  virtual bool closed_for_good() const { return false; }
 };
 
-// stdout / stderr (not owned, never closed).
+// stdout / stderr (not owned, never closed). A send blocked on a reader that
+// stopped reading is ended by interrupt(): a signal to the writer thread
+// (handler without SA_RESTART) makes write() return, and the send fails.
+// EPIPE (the reader closed the pipe) is final: closed_for_good().
 class FdTransport : public Transport {
  public:
-  explicit FdTransport(int fd) : fd_(fd) {}
+  explicit FdTransport(int fd);
   Result<void> connect() override { return {}; }
   bool connected() const override { return true; }
   Result<void> send(std::span<const char> record) override;
   void close() override {}
+  void interrupt() override;
+  // A pipe whose reader is gone shows POLLERR on its write end: noticed
+  // without waiting for the next event to fail with EPIPE.
+  void poll() override;
+  bool closed_for_good() const override { return epipe_.load(std::memory_order_relaxed); }
 
  private:
   int fd_;
+  std::atomic<bool> interrupted_{false}, epipe_{false};
+  std::atomic<bool> have_writer_{false};
+  std::atomic<unsigned long> writer_{0};  // pthread_t of the thread in send()
 };
 
 class FileTransport : public Transport {

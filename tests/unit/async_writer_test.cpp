@@ -100,6 +100,8 @@ TEST(AsyncWriter, StuckDestinationNeverBlocksTheProducerAndLossesAreExact) {
   fake->blocked = true;
   AsyncWriter w("fake", std::move(t), small_queue());
   w.start();
+  // Connected before the first push: a shutdown never connects.
+  ASSERT_TRUE(eventually([&] { return w.connected(); }));
   const std::string rec(100, 'r');  // 104 bytes with its length in the ring
   const int kPushes = 5000;         // ~520 KB into a 64 KiB ring
   int accepted = 0;
@@ -211,6 +213,79 @@ TEST(AsyncWriter, ReopenOnRequestLinesAfterItReachTheNewFile) {
   std::remove(path.c_str());
   std::remove((path + ".1").c_str());
   rmdir(dir.c_str());
+}
+
+// stdout into a pipe whose reader stopped reading: the writer's write()
+// blocks; close_events() interrupts it after the drain timeout, counts the
+// rest, and nothing is retried in a loop.
+TEST(AsyncWriter, StalledPipeIsInterruptedAtCloseAndCountedExactly) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  auto opts = small_queue();
+  opts.drain_timeout = 300ms;
+  AsyncWriter w("stdout", std::make_unique<FdTransport>(p[1]), opts);
+  w.start();
+  const std::string rec(4000, 'x');
+  uint64_t pushed = 0;
+  for (int i = 0; i < 200; ++i) pushed += w.push(rec + "\n") ? 1 : 0;  // the 64 KiB pipe fills
+  w.wake();
+  std::this_thread::sleep_for(200ms);  // the pipe is full, the writer blocked in write()
+  const auto t0 = std::chrono::steady_clock::now();
+  w.close_events();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 1500ms);
+  w.stop();
+  const SinkStats s = w.stats();
+  EXPECT_EQ(w.delivered_events() + s.dropped_events, 200u) << "every event delivered or counted";
+  EXPECT_GT(s.dropped_events, 0u);
+  EXPECT_LT(s.write_errors, 10u) << "a failed send is not retried in a loop at shutdown";
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+// The reader closed the pipe: EPIPE is final, noticed even without a write
+// (POLLERR on the write end), and everything after it is counted.
+TEST(AsyncWriter, ClosedPipeIsClosedForGood) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  AsyncWriter w("stdout", std::make_unique<FdTransport>(p[1]), small_queue());
+  w.start();
+  EXPECT_TRUE(w.push("first\n"));
+  w.wake();
+  char buf[16];
+  ASSERT_TRUE(eventually([&] { return w.delivered_events() == 1; }));
+  ASSERT_EQ(read(p[0], buf, sizeof(buf)), 6);
+  ::close(p[0]);
+  EXPECT_TRUE(eventually([&] { return w.closed_for_good(); })) << "noticed while idle";
+  for (int i = 0; i < 50; ++i) w.push("later\n");
+  w.wake();
+  std::this_thread::sleep_for(300ms);
+  w.close_events();
+  w.stop();
+  EXPECT_EQ(w.delivered_events(), 1u);
+  EXPECT_EQ(w.stats().dropped_events, 50u);
+  EXPECT_LT(w.stats().write_errors, 5u) << "no spinning on EPIPE";
+  ::close(p[1]);
+}
+
+// abandon(): the process ends without waiting; what the writer still holds
+// is counted, so that delivered + lost = accepted + refused.
+TEST(AsyncWriter, AbandonCountsWhatIsStillHeld) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  fake->blocked = true;
+  AsyncWriter w("tcp://stuck", std::move(t), small_queue());
+  w.start();
+  uint64_t ok = 0;
+  for (int i = 0; i < 100; ++i) ok += w.push(std::string(1000, 'y')) ? 1 : 0;
+  w.wake();
+  w.abandon();
+  const SinkStats s = w.stats();
+  EXPECT_EQ(w.delivered_events() + s.dropped_events, 100u);
+  EXPECT_GT(ok, 0u);
+  fake->release();
+  w.stop();
+  EXPECT_EQ(w.stats().dropped_events, s.dropped_events) << "frozen after abandon()";
 }
 
 TEST(Destination, Parsing) {

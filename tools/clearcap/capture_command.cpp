@@ -4,10 +4,14 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -280,8 +284,13 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   Counters last_status;
   auto last_status_at = started;
   while (true) {
-    const auto got = signals.wait(1);
+    const auto got = signals.wait(200);
     if (got == RunSignals::Got::kStop) break;
+    // Like tcpdump: once the reader of stdout is gone, the run is over.
+    if (const std::string gone = outs->outputs().closed_for_good(); !gone.empty()) {
+      console.say("{} was closed by its reader: stopping", gone);
+      break;
+    }
     if (got == RunSignals::Got::kReopen) {
       outs->reopen();  // logrotate: every file output is closed and opened again by its writer
       console.log("SIGHUP: reopened output files");
@@ -302,20 +311,64 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
 
   // No configuration change may race the shutdown. Then stop producing and
   // drain; the writers deliver their queues (or count what they could not),
-  // and only then are the losses summed up.
-  if (api) api->stop();
-  session.stop();
-  outs->finish();
+  // and only then are the losses summed up. All of it on a thread of its
+  // own, bounded: after --shutdown-timeout, or at a second SIGINT/SIGTERM,
+  // the process ends at once with the summary, counting what the outputs
+  // still hold as lost.
+  const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.shutdown_timeout);
+  // Runs `step` on a thread of its own; returns why it was cut short (a
+  // second signal, the timeout), or empty once it finished.
+  auto bounded = [&](auto step) -> std::string {
+    // Shared: a thread left behind may still set it after this returns.
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread t([step, done] {
+      step();
+      done->store(true);
+    });
+    while (!done->load()) {
+      std::string why;
+      if (signals.wait(20) == RunSignals::Got::kStop) why = "a second stop signal";
+      else if (std::chrono::steady_clock::now() >= give_up_at)
+        why = fmt::format("--shutdown-timeout ({} s) reached", o.shutdown_timeout);
+      if (!why.empty()) {
+        t.detach();  // the process exits next, with the thread blocked in an output
+        return why;
+      }
+    }
+    t.join();
+    return {};
+  };
+  auto print_summary = [&] {
+    const Counters t = collect(session, *outs);
+    for (const auto& line : summary_lines(t, uptime(), outs->summary_lines(t.bpf[CC_STAT_PACKETS_TRUNCATED])))
+      console.say("{}", line);
+    for (const auto& line : outs->delivery_lines()) console.say("{}", line);
+  };
+  if (std::string why = bounded([&] {
+        if (api) api->stop();
+        session.stop();
+        outs->finish();
+      });
+      !why.empty()) {
+    console.say("shutdown: {}: exiting without waiting for the outputs; what they still hold is counted as lost",
+                why);
+    outs->abandon();
+    print_summary();
+    std::fflush(stderr);
+    std::_Exit(exit_code);  // no destructor: threads may still be blocked in the outputs
+  }
   if (!session.processor().error().empty()) {
     console.say("processor failed: {}", session.processor().error());
     exit_code = 1;
   }
-  const Counters t = collect(session, *outs);
-  for (const auto& line : summary_lines(t, uptime(), outs->summary_lines(t.bpf[CC_STAT_PACKETS_TRUNCATED])))
-    console.say("{}", line);
-  for (const auto& line : outs->delivery_lines()) console.say("{}", line);
-  // The summary reaches eCaptureQ clients before the server closes.
+  print_summary();
+  // The summary reaches eCaptureQ clients and log destinations before they
+  // close; that last delivery is bounded too (the summary is on stderr).
   console.attach_tap(nullptr);
+  if (!bounded([&] { outs->close(); }).empty()) {
+    std::fflush(stderr);
+    std::_Exit(exit_code);
+  }
   return exit_code;
 }
 

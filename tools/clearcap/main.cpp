@@ -1,4 +1,6 @@
 // clearcap command line. Flags follow eCapture's spelling (spec/cli.md).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -129,6 +131,12 @@ int main(int argc, char** argv) {
                  "Print a status line (events, rate, losses by cause) to stderr every N seconds (0 = only the summary "
                  "at exit)")
       ->check(CLI::Range(0, 86400));
+  app.add_option("--shutdown-timeout", o.shutdown_timeout,
+                 "Seconds from SIGINT/SIGTERM to exit, whatever the outputs do: outputs that have not delivered "
+                 "what they hold by then (a stalled collector, a stdout nobody reads) are abandoned and what they "
+                 "held is counted as lost in the summary. A second SIGINT exits at once, also with the summary")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--ecaptureq", o.ecaptureq,
                  "Stream events and clearcap's log to eCaptureQ WebSocket clients (protobuf LogEntry frames) on this "
                  "URL, e.g. ws://127.0.0.1:28257/ (loopback unless another host is named; port 0 = any free port)");
@@ -271,6 +279,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   out.file_mode = *clearcap::parse_file_mode(file_mode);
+  // Two fifths of the shutdown budget for the outputs' last deliveries (at
+  // most 3 s): detaching the probes and draining the rings come first.
+  out.drain_timeout = std::chrono::milliseconds(std::clamp(o.shutdown_timeout * 400, 200, 3000));
   eo.file_mode = *clearcap::parse_file_mode(export_mode);
   if (exp->parsed()) return clearcap::run_export_command(eo);
   const Sub* chosen = nullptr;

@@ -17,11 +17,11 @@ RunSignals::RunSignals() {
   // it. Restore the default disposition first (it never runs: blocked).
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a closed stdout is an output error, counted
+  signal(SIGPIPE, SIG_IGN);  // a closed stdout ends the run (EPIPE), with the summary
 }
 
-RunSignals::Got RunSignals::wait(int seconds) {
-  timespec tick{seconds, 0};
+RunSignals::Got RunSignals::wait(int ms) {
+  timespec tick{ms / 1000, static_cast<long>(ms % 1000) * 1'000'000};
   int sig = sigtimedwait(&set_, nullptr, &tick);
   if (sig == SIGINT || sig == SIGTERM) return Got::kStop;
   if (sig == SIGHUP) return Got::kReopen;

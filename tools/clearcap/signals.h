@@ -12,8 +12,8 @@ class RunSignals {
  public:
   enum class Got { kNone, kStop, kReopen };
   RunSignals();
-  // Waits up to `seconds` for SIGINT/SIGTERM (kStop) or SIGHUP (kReopen).
-  Got wait(int seconds);
+  // Waits up to `ms` milliseconds for SIGINT/SIGTERM (kStop) or SIGHUP (kReopen).
+  Got wait(int ms);
 
  private:
   sigset_t set_;
