@@ -154,7 +154,6 @@ void KeylogSink::write(const Event& ev) {
   // sees the keys as soon as the handshake is done.
   if (!writer_->push(line_buf_)) return;  // counted by the writer
   writer_->wake();
-  handshakes_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void KeylogSink::collect_stats(std::vector<SinkStats>& out) const {

@@ -59,7 +59,9 @@ class KeylogSink : public EventSink {
   // Delivers what is queued and closes the file. Idempotent.
   void finish();
 
-  uint64_t handshakes() const { return handshakes_.load(std::memory_order_relaxed); }
+  // Handshakes whose lines are in the file (written by the writer thread),
+  // not merely queued: a full disk must not show as keys written.
+  uint64_t handshakes() const { return writer_->delivered_events(); }
   uint64_t duplicates() const { return duplicates_.load(std::memory_order_relaxed); }
   uint64_t incomplete() const { return incomplete_.load(std::memory_order_relaxed); }
   const std::string& path() const { return path_; }
@@ -78,7 +80,7 @@ class KeylogSink : public EventSink {
   static constexpr size_t kDedupEntries = 65536;
   std::unordered_set<std::string> seen_set_;
   std::deque<std::string> seen_order_;
-  std::atomic<uint64_t> handshakes_{0}, duplicates_{0}, incomplete_{0};
+  std::atomic<uint64_t> duplicates_{0}, incomplete_{0};
 };
 
 }  // namespace clearcap

@@ -155,7 +155,16 @@ Result<void> RotatingFile::write(std::span<const char> record) {
   if (too_big || too_old) {
     if (auto r = rotate(); !r) return r;
   }
-  return write_all(record.data(), record.size());
+  const uint64_t before = size_;
+  auto r = write_all(record.data(), record.size());
+  if (!r && size_ != before) {
+    // A full disk (ENOSPC) or an I/O error mid-record: cut the partial
+    // record off, so that whatever is written once space returns starts at
+    // a record boundary (a torn JSON line or zstd frame would corrupt the
+    // record after it too). O_APPEND writes land at the new end.
+    if (ftruncate(fd_, static_cast<off_t>(before)) == 0) size_ = before;
+  }
+  return r;
 }
 
 Result<void> RotatingFile::rotate() {

@@ -52,7 +52,9 @@ class RotatingFile {
   // existing file (emptying it on the first open with Options::replace).
   Result<void> open();
   // Writes one record whole, rotating first when the size or age limit says
-  // so. A short write is retried; an error is returned with errno.
+  // so. A short write is retried; on an error (ENOSPC, EIO) the part of the
+  // record already written is truncated away, so the file always ends at a
+  // record boundary, and the error is returned with errno.
   Result<void> write(std::span<const char> record);
   // Closes and opens the path again: after logrotate moved the file away
   // (create mode) a new file is created; after a copytruncate the size is

@@ -1,9 +1,11 @@
 // RotatingFile against a real temporary directory, with an injected clock.
 #include "sinks/transports/rotating_file.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -201,6 +203,31 @@ TEST_F(RotatingFileTest, OpenErrorNamesThePath) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().err, ENOENT);
   EXPECT_NE(r.error().message.find("missing/dir/x.log"), std::string::npos) << r.error().message;
+}
+
+// A full disk in the middle of a record: the partial record is cut off, so
+// the file ends at a record boundary and what is written once space
+// returns is whole. (RLIMIT_FSIZE stands in for ENOSPC: the write that
+// crosses it is short, the next one fails with EFBIG.)
+TEST_F(RotatingFileTest, FailedWriteLeavesNoPartialRecord) {
+  RotatingFile f(path_, opts());
+  ASSERT_TRUE(f.open());
+  put(f, "{\"n\":1}\n");
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 12;  // room for 4 more bytes
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto r = f.write(std::string_view("{\"n\":2,\"long\":true}\n"));
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().err, EFBIG);
+  EXPECT_EQ(read(path_), "{\"n\":1}\n") << "the torn record was cut off";
+  EXPECT_EQ(f.size(), 8u);
+  put(f, "{\"n\":3}\n");
+  EXPECT_EQ(read(path_), "{\"n\":1}\n{\"n\":3}\n");
 }
 
 }  // namespace
