@@ -78,6 +78,14 @@ int BPF_KPROBE(gnutls_set_int2_entry)
 	return 0;
 }
 
+/* gnutls_deinit(session): the connection is over (cc_stream_forget). */
+SEC("uprobe")
+int BPF_KPROBE(gnutls_deinit_entry)
+{
+	cc_stream_forget(PT_REGS_PARM1(ctx));
+	return 0;
+}
+
 /* gnutls_handshake: its socket syscalls name the fd of connections whose
  * transport is set through a pointer and whose first read makes none. */
 SEC("uprobe")

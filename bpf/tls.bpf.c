@@ -95,6 +95,13 @@ int BPF_KPROBE(ssl_set_fd_entry)
 }
 
 SEC("uprobe")
+int BPF_KPROBE(ssl_free_entry)
+{
+	cc_stream_forget(PT_REGS_PARM1(ctx));
+	return 0;
+}
+
+SEC("uprobe")
 int BPF_KPROBE(ssl_handshake_entry) { return cc_stream_entry(CC_SRC_HANDSHAKE, PT_REGS_PARM1(ctx), 0, 0, -1); }
 
 /* Where each secret lives, per hooked library file (index = the uprobe's

@@ -345,6 +345,16 @@ static __always_inline void cc_stream_set_fd(struct pt_regs *ctx, __u64 obj, __s
 	conn_for(ctx, key.tgid, obj, fd);
 }
 
+/* The library frees its object (SSL_free, gnutls_deinit): the connection is
+ * over. Memory-BIO connections (no fd to tell them apart) whose next object
+ * lands at the same address then start a new connection: a new conn_id,
+ * offsets from 0. Once per connection, so its trap costs nothing per byte. */
+static __always_inline void cc_stream_forget(__u64 obj)
+{
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .obj = obj};
+	bpf_map_delete_elem(&conns, &key);
+}
+
 /* A handshake call returns: its socket syscalls named the fd (connections
  * whose first read is served from the library's buffer make none later). */
 static __always_inline void cc_stream_handshake_ret(struct pt_regs *ctx, struct call_state *cs)

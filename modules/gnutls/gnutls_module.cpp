@@ -23,7 +23,7 @@ const LibrarySpec& library() {
       .system_paths = {"/usr/lib/x86_64-linux-gnu/libgnutls.so.30", "/usr/lib64/libgnutls.so.30",
                        "/usr/lib/libgnutls.so.30", "/lib/x86_64-linux-gnu/libgnutls.so.30"},
       .functions = {"gnutls_record_send", "gnutls_record_send2", "gnutls_record_send_range", "gnutls_record_recv",
-                    "gnutls_record_recv_seq", "gnutls_transport_set_int2", "gnutls_handshake"},
+                    "gnutls_record_recv_seq", "gnutls_transport_set_int2", "gnutls_handshake", "gnutls_deinit"},
       .required = {{"gnutls_record_send", "gnutls_record_send2"}, {"gnutls_record_recv"}},
       .executables = false,
       .install_hint = "install libgnutls30",
@@ -57,6 +57,7 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
                     {"gnutls_record_recv", s->progs.gnutls_recv_entry, s->progs.gnutls_ret},
                     {"gnutls_record_recv_seq", s->progs.gnutls_recv_seq_entry, s->progs.gnutls_ret}};
   parts.probes.push_back({"gnutls_transport_set_int2", s->progs.gnutls_set_int2_entry, nullptr});
+  parts.probes.push_back({"gnutls_deinit", s->progs.gnutls_deinit_entry, nullptr});
   parts.probes.push_back({"gnutls_handshake", s->progs.gnutls_handshake_entry, s->progs.gnutls_handshake_ret});
   if (keys) {
     parts.probes.push_back({kKeylogCallback, s->progs.gnutls_keylog_entry, nullptr});

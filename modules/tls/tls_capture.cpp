@@ -135,6 +135,7 @@ std::vector<ProbeSpec> TlsCapture::probe_table(bool data) const {
     rows.push_back({"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret});
   }
   rows.push_back({"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr});
+  rows.push_back({"SSL_free", s->progs.ssl_free_entry, nullptr});
   rows.push_back({"SSL_do_handshake", s->progs.ssl_handshake_entry, s->progs.ssl_handshake_ret});
   return rows;
 }
