@@ -33,9 +33,16 @@ tl::expected<uint64_t, ApiError> get_uint(std::string_view field, element v, uin
   return n;
 }
 
+// Every string field is a path, an address, a mode or a filter: none holds
+// a NUL (which would cut a path short where the kernel reads it) or another
+// control character.
 tl::expected<std::string, ApiError> get_string(std::string_view field, element v) {
   if (!v.is_string()) return invalid(field, "expected a string");
-  return std::string(v.get_string().value_unsafe());
+  std::string s(v.get_string().value_unsafe());
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f)
+      return invalid(field, c == 0 ? "holds a NUL byte (a control character)" : "holds a control character (newline, tab, escape...)");
+  return s;
 }
 
 tl::expected<std::vector<uint64_t>, ApiError> get_uint_array(std::string_view field, element v, uint64_t max) {

@@ -75,7 +75,9 @@ Result<void> CaptureSession::set_filter(const std::vector<int>& pids, uint32_t u
 Result<void> CaptureSession::retarget(CaptureModule& module, const DiscoveryOptions& discovery) {
   std::lock_guard lock(control_mu_);
   if (stopped_) return make_error(ErrorKind::kBusy, "the capture is stopping");
-  return module.retarget(discovery);
+  auto r = module.retarget(discovery);
+  if (r) discovery_ = discovery;
+  return r;
 }
 
 Counters CaptureSession::counters() const {

@@ -57,7 +57,18 @@ class CaptureSession {
 
   // Control, from any thread.
   Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup);
+  // Re-runs discovery with `discovery`, which becomes the options in force.
   Result<void> retarget(CaptureModule& module, const DiscoveryOptions& discovery);
+  // The discovery options in force: those of the start (remember_discovery)
+  // or of the last successful retarget().
+  void remember_discovery(const DiscoveryOptions& d) {
+    std::lock_guard lock(control_mu_);
+    discovery_ = d;
+  }
+  DiscoveryOptions discovery() const {
+    std::lock_guard lock(control_mu_);
+    return discovery_;
+  }
   void set_format(const FormatOptions& f) { processor_->set_format(f); }
   // Runs `fn` under the control lock (a change that reads, then applies).
   template <class F>
@@ -86,6 +97,7 @@ class CaptureSession {
   std::vector<std::unique_ptr<RingReader>> readers_;
   std::unique_ptr<Processor> processor_;
   mutable std::mutex control_mu_;
+  DiscoveryOptions discovery_;  // guarded by control_mu_
   bool started_ = false, stopped_ = false;
 };
 

@@ -47,6 +47,12 @@ constexpr CounterInfo kActivity[] = {
     {"late_events", "Events released after a later one (merge window too short).",
      [](const Counters& c) { return c.late; }},
     {"reader_stalls", "Times a reader waited for a free batch.", [](const Counters& c) { return c.stalls; }},
+    {"targets_attached_later", "Library files that appeared after start (new process, dlopen, container) and were "
+                               "hooked then.",
+     [](const Counters& c) { return c.targets_attached_later; }},
+    {"targets_not_attached", "Library files that appeared after start and could not be hooked: their plaintext "
+                             "is not captured (the log names them).",
+     [](const Counters& c) { return c.targets_not_attached; }},
 };
 
 }  // namespace
@@ -111,6 +117,8 @@ std::vector<std::string> summary_lines(const Counters& t, double seconds, const 
                               o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : ""));
   out.push_back(fmt::format("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}",
                             t.bpf[CC_STAT_NO_FD], t.bpf[CC_STAT_FILTERED], t.stalls));
+  out.push_back(fmt::format("targets that appeared after start: {} hooked, {} not hooked (not captured)",
+                            t.targets_attached_later, t.targets_not_attached));
   return out;
 }
 

@@ -44,6 +44,9 @@ struct Counters {
   uint64_t oversize = 0;       // reader: records larger than a batch (lost)
   uint64_t decode_errors = 0;  // processor: undecodable records (lost)
   uint64_t gaps = 0, gap_bytes = 0, late = 0, stalls = 0;
+  // TargetWatch: library files found after start, hooked then / not hooked
+  // (their plaintext is not captured: named in the log).
+  uint64_t targets_attached_later = 0, targets_not_attached = 0;
   std::vector<OutputCounters> outputs;
 
   // Every loss row, kernel causes in table order, then reader, processor

@@ -1,5 +1,7 @@
 #include "core/probe_attacher.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -12,9 +14,12 @@
 namespace clearcap {
 
 std::vector<ProbeAttacher::Unit> ProbeAttacher::units_of(const ProbeTarget& t) {
+  struct stat st {};
+  const std::string file =
+      ::stat(t.path.c_str(), &st) == 0 ? fmt::format("{}:{}", st.st_dev, st.st_ino) : t.path;
   std::vector<Unit> units;
-  if (t.pids.empty()) units.emplace_back(t.path, -1);
-  for (int pid : t.pids) units.emplace_back(t.path, pid);
+  if (t.pids.empty()) units.emplace_back(file, -1);
+  for (int pid : t.pids) units.emplace_back(file, pid);
   return units;
 }
 
@@ -67,6 +72,7 @@ Result<std::vector<bpf_link*>> ProbeAttacher::attach_unit(const ProbeTarget& t, 
 
 Result<void> ProbeAttacher::attach(const ProbeTarget& t, std::span<const ProbeSpec> specs, uint64_t cookie) {
   for (const auto& unit : units_of(t)) {
+    if (units_.count(unit)) continue;  // the same file under another name: hooked already
     auto links = attach_unit(t, unit.second, specs, cookie);
     if (!links) return tl::unexpected(links.error());
     auto& held = units_[unit];

@@ -5,6 +5,10 @@
 //   - Entry probes are attached before their return probes, and return
 //     probes go first: no call can reach a return probe without having
 //     passed its entry (which would count a loss that is not one).
+//   - A unit is a file by identity (device and inode), not by path: the same
+//     library named twice (/lib/... and /usr/lib/... on a merged /usr, or
+//     through /proc/PID/root) is hooked once; hooking it twice would see
+//     every call twice.
 //   - retarget() attaches what is new before removing what is gone, so a
 //     unit kept across the change never goes unhooked; on error nothing
 //     changes.
@@ -78,7 +82,7 @@ class ProbeAttacher {
   const std::vector<Note>& notes() const { return notes_; }
 
  private:
-  using Unit = std::pair<std::string, int>;  // (file, pid); pid -1 = every process
+  using Unit = std::pair<std::string, int>;  // (file identity "dev:ino", or its path; pid); pid -1 = every process
   static std::vector<Unit> units_of(const ProbeTarget& t);
   Result<std::vector<bpf_link*>> attach_unit(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs,
                                              uint64_t cookie);

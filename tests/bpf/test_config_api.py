@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -205,6 +206,33 @@ class ConfigApiTest(unittest.TestCase):
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
         self.assertFalse([e for e in cap.events if h.has(e, f"{token}-0")],
                          "round 0 went through a library that was not hooked yet")
+
+
+    def test_same_library_under_another_path_is_hooked_once(self):
+        # /lib is /usr/lib on a merged-/usr system: the same inode.
+        alias = "/lib/x86_64-linux-gnu/libssl.so.3"
+        self.assertEqual(os.stat(alias).st_ino, os.stat(h.SYSTEM_LIBSSL).st_ino)
+        token = h.new_token()
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--libssl", h.SYSTEM_LIBSSL, "--listen", "127.0.0.1:0"]) as cap:
+                addr = r.api_addr(cap)
+                before = r.api(addr, "GET", "/status")[1]["data"]["probes"]["uprobes"]
+                for path in (alias, h.SYSTEM_LIBSSL, alias):
+                    r.check_reply(self, r.api(addr, "POST", "/tls", json.dumps({"opensslpath": path})), 200, 0)
+                    st = r.api(addr, "GET", "/status")[1]
+                    self.assertEqual(st["data"]["probes"]["uprobes"], before, st)
+                # A path with a NUL byte is refused, not cut short where the kernel reads it.
+                r.check_reply(self, r.api(addr, "POST", "/tls", '{"opensslpath":"' + alias + '\\u0000x"}'),
+                              400, 5, "NUL")
+                curl = h.start_process(self, ["curl", "-sk", "--http1.1", f"https://127.0.0.1:{ngx.port}/{token}"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                h.finish(curl, what="curl")
+                cap.wait_for(lambda evs: h.matching(evs, f"GET /{token} ", pid=curl.pid), what="the request")
+                time.sleep(0.5)
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        self.assertEqual(len(h.matching(cap.events, f"GET /{token} ", pid=curl.pid)), 1,
+                         "each call is seen once, not once per name of the library")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,19 @@ TEST(ConfigBody, FullBodyIsParsed) {
   EXPECT_TRUE(r->ignored.empty());
 }
 
+TEST(ConfigBody, NulAndControlCharactersInStringsAreRefused) {
+  // JSON escapes reach the parsed string: a NUL would cut the path short
+  // where the kernel reads it ("/lib/x.so\0junk" attaches to /lib/x.so).
+  for (const char* body : {R"({"opensslpath":"/usr/lib/libssl.so.3\u0000/evil"})",
+                           R"({"cgroup_path":"system.slice\nx"})", R"({"pcapfile":"a\tb"})",
+                           R"({"keylogfile":"k\u001b[31m"})"}) {
+    const ApiError e = error_of(body);
+    EXPECT_EQ(e.code, ApiCode::kValidationFailed) << body;
+    EXPECT_NE(e.message.find("character"), std::string::npos) << e.message;
+  }
+  EXPECT_NE(error_of(R"({"opensslpath":"/a\u0000b"})").message.find("NUL"), std::string::npos);
+}
+
 TEST(ConfigBody, FieldsLeftOutStayUnset) {
   auto r = parse_config_body(R"({"truncate_size":0})");
   ASSERT_TRUE(r);

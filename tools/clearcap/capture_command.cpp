@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 
 #include "control/api_server.h"
+#include "core/target_watch.h"
 #include "control/remote_control.h"
 #include "control/status_text.h"
 #include "core/capture_session.h"
@@ -41,8 +42,12 @@ uint32_t round_up_pow2(uint32_t v) {
   return p;
 }
 
-Counters collect(const CaptureSession& session, const OutputSet& outs) {
+Counters collect(const CaptureSession& session, const OutputSet& outs, const TargetWatch* watch) {
   Counters t = session.counters();
+  if (watch) {
+    t.targets_attached_later = watch->attached_later();
+    t.targets_not_attached = watch->not_attached();
+  }
   std::vector<SinkStats> stats;
   outs.collect_stats(stats);
   for (const auto& s : stats)
@@ -166,6 +171,9 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   auto cap_r = session.add_module([&](const RingSet& rings) { return module.load(mo, rings); });
   if (!cap_r) return console.say("{}", cap_r.error().message), 1;
   CaptureModule& cap = **cap_r;
+  session.remember_discovery(mo.discovery);
+  // Library files that appear later (new processes, dlopen, containers).
+  std::unique_ptr<TargetWatch> watch;
   // Warnings always (in keylog mode on stderr too: why a library gives no
   // keys; silence would look like a capture with no handshakes).
   for (const auto& n : cap.notes()) {
@@ -223,6 +231,9 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   }
 
   if (auto r = session.start(); !r) return console.say("{}", r.error().message), 1;
+  if (module.library && o.rescan_seconds > 0)
+    watch = std::make_unique<TargetWatch>(session, cap, *module.library, std::chrono::seconds(o.rescan_seconds),
+                                          [&console](const std::string& line) { console.log("{}", line); });
 
   // Before "ready:": whoever waits for that line can rely on this one.
   if (keylog_mode)
@@ -262,8 +273,8 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     live.targets = names;
     live.uprobes = cap.uprobes();
     RemoteControl::Hooks hooks;
-    hooks.metrics = [&] { return metrics_text(collect(session, *outs), gauges(module, session, *outs, uptime())); };
-    hooks.counters_json = [&] { return counters_json(collect(session, *outs)); };
+    hooks.metrics = [&] { return metrics_text(collect(session, *outs, watch.get()), gauges(module, session, *outs, uptime())); };
+    hooks.counters_json = [&] { return counters_json(collect(session, *outs, watch.get())); };
     hooks.log = [&console](const std::string& line) { console.log_line(line); };
     control = std::make_unique<RemoteControl>(module, session, cap, std::move(live), std::move(hooks));
     ApiServer::Options ao;
@@ -297,7 +308,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     }
     const auto now = std::chrono::steady_clock::now();
     if (o.stats_interval > 0 && now - last_status_at >= std::chrono::seconds(o.stats_interval)) {
-      Counters t = collect(session, *outs);
+      Counters t = collect(session, *outs, watch.get());
       console.say("{}", stats_line(t, last_status, std::chrono::duration<double>(now - last_status_at).count()));
       last_status = t;
       last_status_at = now;
@@ -339,12 +350,13 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
     return {};
   };
   auto print_summary = [&] {
-    const Counters t = collect(session, *outs);
+    const Counters t = collect(session, *outs, watch.get());
     for (const auto& line : summary_lines(t, uptime(), outs->summary_lines(t.bpf[CC_STAT_PACKETS_TRUNCATED])))
       console.say("{}", line);
     for (const auto& line : outs->delivery_lines()) console.say("{}", line);
   };
   if (std::string why = bounded([&] {
+        if (watch) watch->stop();  // no re-target may race the stop (the counters stay readable)
         if (api) api->stop();
         session.stop();
         outs->finish();

@@ -24,6 +24,7 @@ struct CaptureCommandOptions {
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
   int stats_interval = 0;         // seconds between status lines on stderr, 0 = off
+  int rescan_seconds = 5;         // --rescan: look for library files that appeared after start; 0 = never
   int shutdown_timeout = 5;       // --shutdown-timeout: seconds from the stop signal to exit, whatever the outputs do
   bool debug = false;
   std::string capture_file;  // -w: write a clearcap capture file instead of text/JSON

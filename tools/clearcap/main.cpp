@@ -46,13 +46,32 @@ int main(int argc, char** argv) {
 
   clearcap::register_module_sources();
   clearcap::CaptureCommandOptions o;
+  // Paths, addresses and filters never hold control characters (a newline
+  // in a path is a mistake or an attack on log readers).
+  const CLI::Validator printable(
+      [](std::string& s) {
+        for (unsigned char c : s)
+          if (c < 0x20 || c == 0x7f) return std::string("holds a control character (newline, tab, escape...)");
+        return std::string();
+      },
+      "TEXT");
+  // Numbers: CLI11 wraps "-1" into a huge unsigned value; refuse signs.
+  const CLI::Validator unsigned_number(
+      [](std::string& s) {
+        return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos
+                   ? std::string()
+                   : std::string("must be a non-negative whole number");
+      },
+      "UINT");
   app.add_option("-p,--pid", o.pids, "Only these processes (repeatable or comma list); probes are attached only in them")
       ->delimiter(',')
       ->check(CLI::Range(1, 4194304));  // PID_MAX_LIMIT
-  app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)");
+  app.add_option("-u,--uid", o.uid, "Only this user id (0 = all users)")
+      ->check(unsigned_number);
   app.add_option("--cgroup_path,--cgroup-path", o.cgroup_path,
                  "Only processes in this cgroup v2 directory or below it (absolute, or relative to the cgroup2 mount), "
-                 "e.g. system.slice/nginx.service");
+                 "e.g. system.slice/nginx.service")
+      ->check(printable);
   auto& out = o.output;
   app.add_option("--format", out.format,
                  "Output format: text (human), json (one object per line), proto (length-delimited eCaptureQ "
@@ -62,15 +81,18 @@ int main(int argc, char** argv) {
   app.add_flag("--hex", out.hex,
                "Payloads as a hex dump (text; proto: the payload field carries the dump; json always has exact bytes)");
   app.add_option("-t,--tsize", out.tsize,
-                 "Truncate each payload in the output to N bytes (0 = whole payload); text/json mark it truncated");
+                 "Truncate each payload in the output to N bytes (0 = whole payload); text/json mark it truncated")
+      ->check(unsigned_number & CLI::Range(uint64_t{0}, uint64_t{UINT32_MAX}));
   app.add_option("-l,--logaddr", out.logaddr,
                  "Where clearcap's own log goes, and the events too unless --eventaddr is given: stdout, stderr, a "
                  "file path, tcp://host:port, ws://host:port/path (default: log on stderr, events on stdout). Ready "
-                 "line, errors, --stats and the summary are also printed on stderr");
+                 "line, errors, --stats and the summary are also printed on stderr")
+      ->check(printable);
   app.add_option("--eventaddr", out.eventaddrs,
                  "Where events go (repeatable: each event goes to every one; a slow one never slows the others): "
                  "stdout, a file path, tcp://host:port, ws://host:port/path. Network outputs reconnect with backoff "
-                 "and count what they could not deliver");
+                 "and count what they could not deliver")
+      ->check(printable);
   app.add_option("--eventroratesize", out.rotate_mb,
                  "Rotate every output file (events, log, -w capture file, key log, pcapng) before it would grow past N MiB "
                  "(rotated name: FILE.YYYYmmdd-HHMMSS.EXT); 0 = off")
@@ -79,7 +101,8 @@ int main(int argc, char** argv) {
                  "next write); 0 = off")
       ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 86400));
   app.add_option("--rotate-keep", out.rotate_keep, "Keep at most N rotated files per output file, deleting the oldest; 0 = all. SIGHUP reopens every "
-                 "output file (logrotate)");
+                 "output file (logrotate)")
+      ->check(unsigned_number & CLI::Range(0u, 1000000u));
   // Every file clearcap writes holds plaintext or keys.
   const CLI::Validator file_mode_check(
       [](std::string& s) {
@@ -108,7 +131,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(16u, 1u << 18));
   app.add_option("--wakeup-bytes", o.wakeup_bytes,
                  "Wake the reader when this many bytes wait in a ring (default: a quarter of the ring; 0 = on every "
-                 "record, which costs far more per call)");
+                 "record, which costs far more per call)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 32));
   app.add_option("--buffer", o.buffer,
                  "Kernel-to-user transport: ring (BPF ring buffers, one per CPU; Linux 5.8+) or perf (perf event "
                  "arrays, one perf ring per CPU of the same size: the transport of older kernels). Same records, "
@@ -131,6 +155,12 @@ int main(int argc, char** argv) {
                  "Print a status line (events, rate, losses by cause) to stderr every N seconds (0 = only the summary "
                  "at exit)")
       ->check(CLI::Range(0, 86400));
+  app.add_option("--rescan", o.rescan_seconds,
+                 "Every N seconds, look for copies of the library that appeared after start (a process with its "
+                 "own copy, a dlopen, a container started later) and hook them; what cannot be hooked is logged and "
+                 "counted. 0 = never. Not with a library flag (that file only)")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
   app.add_option("--shutdown-timeout", o.shutdown_timeout,
                  "Seconds from SIGINT/SIGTERM to exit, whatever the outputs do: outputs that have not delivered "
                  "what they hold by then (a stalled collector, a stdout nobody reads) are abandoned and what they "
@@ -139,13 +169,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ecaptureq", o.ecaptureq,
                  "Stream events and clearcap's log to eCaptureQ WebSocket clients (protobuf LogEntry frames) on this "
-                 "URL, e.g. ws://127.0.0.1:28257/ (loopback unless another host is named; port 0 = any free port)");
+                 "URL, e.g. ws://127.0.0.1:28257/ (loopback unless another host is named; port 0 = any free port)")
+      ->check(printable);
   app.add_option("--listen", o.listen,
                  "Serve the configuration API on HOST:PORT, e.g. 127.0.0.1:28256: POST /<module> (/tls, /gnutls, /nss) changes the pid/uid/cgroup "
                  "filters, truncate/hex or the library of the running capture; GET /status, GET /metrics "
-                 "(Prometheus); see docs/remote.md");
+                 "(Prometheus); see docs/remote.md")
+      ->check(printable);
   // Tokens: a file or the environment; argv still works but ps shows it.
-  auto token_flags = [&app](const std::string& flag, std::string& value, std::string& file, const char* env,
+  auto token_flags = [&app, &printable](const std::string& flag, std::string& value, std::string& file, const char* env,
                             const char* what) {
     app.add_option(flag, value,
                    fmt::format("Require this token from {} (Authorization: Bearer TOKEN); visible to every local user "
@@ -155,7 +187,8 @@ int main(int argc, char** argv) {
                    fmt::format("Read the token for {} from this file (first line; owned by root or you, mode 0600). "
                                "Without a token only root, the user who started clearcap and --allow-uid may "
                                "connect, on loopback only",
-                               what));
+                               what))
+        ->check(printable);
   };
   token_flags("--ecaptureq-token", o.ecaptureq_token, o.ecaptureq_token_file, "CLEARCAP_ECAPTUREQ_TOKEN",
               "eCaptureQ clients (also ?token=TOKEN)");
@@ -163,7 +196,8 @@ int main(int argc, char** argv) {
               "every API request");
   app.add_option("--allow-uid", o.allow_uids,
                  "Also let this local user (uid; repeatable or comma list) use --listen and --ecaptureq without a token")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(unsigned_number);
   app.add_flag("-d,--debug", o.debug, "Verbose log: targets, skipped files, libbpf and verifier messages");
 
   // One subcommand per module (modules/registry.cpp), with the module's own
@@ -189,7 +223,7 @@ int main(int argc, char** argv) {
     Sub& sub = subs.back();
     CLI::App* cmd = sub.app;
     for (const auto& a : m->aliases) cmd->alias(a);
-    cmd->add_option(m->library_flag, sub.library, m->library_help);
+    cmd->add_option(m->library_flag, sub.library, m->library_help)->check(printable);
     const bool keys = m->modes.size() > 1;
     std::vector<std::string> accepted = m->modes;
     if (keys) {
@@ -209,7 +243,8 @@ int main(int argc, char** argv) {
                            "instead of printing them; convert later with clearcap export. With -m pcap: the pcapng "
                            "file (default save.pcapng, created mode 0600: it holds TLS secrets)"
                          : "Write raw events to this clearcap capture file (zstd-compressed batches, like tcpdump -w) "
-                           "instead of printing them; convert later with clearcap export");
+                           "instead of printing them; convert later with clearcap export")
+        ->check(printable);
     cmd->add_option("--zstd-level", o.zstd_level,
                     "zstd level for -w (1 = fastest; higher = smaller files, more CPU on the writer thread)")
         ->check(CLI::Range(-7, 19))
@@ -217,7 +252,8 @@ int main(int argc, char** argv) {
     if (!keys) continue;
     cmd->add_option("-i,--ifname", o.ifname,
                     "-m pcap: the network interface to capture on (required), e.g. eth0 or lo. tc programs on its "
-                    "egress and ingress (egress only on lo, where every packet passes both)");
+                    "egress and ingress (egress only on lo, where every packet passes both)")
+        ->check(printable);
     cmd->add_option("--snaplen", o.snaplen,
                     "-m pcap: bytes kept of each packet at most; longer packets are cut (their wire length is kept "
                     "and the cut is counted)")
@@ -229,7 +265,8 @@ int main(int argc, char** argv) {
     cmd->add_option("-k,--keylogfile", o.keylog_file,
                     "Key log file for -m keylog, and with -m pcap also when given (created mode 0600, appended to; "
                     "one set of lines per handshake, deduplicated by client random)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(printable);
   }
 
   clearcap::ExportOptions eo;
@@ -240,7 +277,8 @@ int main(int argc, char** argv) {
       "offset (exit code 1).");
   exp->add_option("files", eo.inputs, "Capture files written by clearcap <module> -w")->required()->check(CLI::ExistingFile);
   exp->add_option("-o,--output", eo.output, "Output file; the format comes from its extension (.pcapng .jsonl .txt .har)")
-      ->required();
+      ->required()
+      ->check(printable);
   exp->add_option("--format", eo.format, "Output format, overriding the extension")
       ->check(CLI::IsMember({"pcapng", "jsonl", "txt", "har"}));
   exp->add_flag("!--no-progress", eo.progress, "No progress bar (it is shown only when stderr is a terminal)");
