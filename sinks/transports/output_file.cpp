@@ -56,10 +56,7 @@ Result<int> adopt_existing(const std::string& path, int fd, OpenFile how, mode_t
     return fail(path, EINVAL, "is not a regular file, a device or a FIFO");
   }
   // Opened non-blocking so that a FIFO without a reader fails at once; writes block.
-  int flags = fcntl(fd, F_GETFL);
-  flags &= ~O_NONBLOCK;
-  if (how == OpenFile::kAppend) flags |= O_APPEND;
-  fcntl(fd, F_SETFL, flags);
+  fcntl(fd, F_SETFL, (fcntl(fd, F_GETFL) & ~O_NONBLOCK) | O_APPEND);
   return fd;
 }
 
@@ -78,7 +75,7 @@ Result<int> open_output_file(const std::string& path, OpenFile how, mode_t mode)
         ::close(fd);
         return fail(path, e, fmt::format("cannot set mode {:04o}: {}", mode, std::strerror(e)));
       }
-      if (how == OpenFile::kAppend) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND);
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_APPEND);
       return fd;
     }
     if (errno != EEXIST) {

@@ -31,12 +31,14 @@ namespace clearcap {
 inline constexpr mode_t kPrivateFileMode = 0600;
 
 enum class OpenFile {
-  kAppend,   // keep what the file holds, write at its end (O_APPEND)
+  kAppend,   // keep what the file holds
   kReplace,  // empty an existing file (a new capture starts)
 };
 
-// Returns an fd opened for writing (O_CLOEXEC). Errors name the path, say
-// why and what to do.
+// Returns an fd opened for writing (O_CLOEXEC | O_APPEND: every write lands
+// at the end, also after a failed write was truncated away or the file was
+// truncated by logrotate's copytruncate). Errors name the path, say why and
+// what to do.
 Result<int> open_output_file(const std::string& path, OpenFile how, mode_t mode);
 
 // "0600" -> 0600. Accepts 3 or 4 octal digits, at most 0777 (no setuid,
