@@ -15,7 +15,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Bytes copied per packet at most (load-time, --snaplen), <= CC_PACKET_MAX. */
 const volatile __u32 snap_len = CC_PACKET_MAX;
 
-/* Packet record under construction. 64 KiB is above the per-CPU map value
+/* Packet record under construction. 256 KiB is above the per-CPU map value
  * limit (32 KiB), so this is a plain ARRAY with one entry per possible CPU
  * (max_entries set by userspace before load), indexed by the current CPU. */
 struct pkt_scratch {
@@ -58,8 +58,8 @@ static __always_inline int capture_packet(struct __sk_buff *skb, __u8 direction)
 	__u32 wire = skb->len;
 	__u64 len = wire < snap_len ? wire : snap_len;
 	/* Bound on the very register handed to the helpers (verifier); a no-op
-	 * for len <= CC_PACKET_MAX. */
-	asm volatile("%[len] &= 0xffff" : [len] "+r"(len));
+	 * for len <= CC_PACKET_MAX (snap_len is one). */
+	asm volatile("if %[len] <= %[max] goto +1; %[len] = %[max]" : [len] "+r"(len) : [max] "i"(CC_PACKET_MAX));
 	s->ev.hdr.type = CC_REC_PACKET;
 	s->ev.hdr.hdr_len = sizeof(s->ev);
 	s->ev.hdr.data_len = len;

@@ -8,10 +8,15 @@
 #endif
 #include "record.h"
 
-/* Bytes of one packet a record carries at most (the largest --snaplen). A
- * longer packet is cut to the snap length and marked CC_PKT_TRUNCATED; its
- * wire length stays in the record. */
-#define CC_PACKET_MAX 65535u
+/* Bytes of one packet a record carries at most (the largest --snaplen, as
+ * tcpdump's): GSO/GRO packets on lo reach 128 KiB and more. A longer packet
+ * is cut to the snap length and marked CC_PKT_TRUNCATED; its wire length
+ * stays in the record. */
+#define CC_PACKET_MAX 262144u
+
+/* The largest packet record a perf event array carries (--buffer perf): a
+ * perf record's size is 16 bits. */
+#define CC_PACKET_MAX_PERF 65400u
 
 /* cc_packet_event.direction */
 enum cc_pkt_direction {

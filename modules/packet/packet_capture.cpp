@@ -26,14 +26,17 @@ PacketCapture::PacketCapture() : bpf_(std::make_unique<Bpf>()) {}
 PacketCapture::~PacketCapture() { detach(); }
 
 Result<std::unique_ptr<PacketCapture>> PacketCapture::create(const RingSet& rings, uint32_t snap_len) {
-  if (snap_len == 0 || snap_len > CC_PACKET_MAX)
-    return make_error(ErrorKind::kInvalid, fmt::format("snap length {} is out of range 1..{}", snap_len, CC_PACKET_MAX),
+  const uint32_t max = rings.perf() ? CC_PACKET_MAX_PERF : CC_PACKET_MAX;
+  if (snap_len == 0 || snap_len > max)
+    return make_error(ErrorKind::kInvalid,
+                      fmt::format("--snaplen {} is out of range 1..{}{}", snap_len, max,
+                                  rings.perf() ? " with --buffer perf (a perf record's size is 16 bits)" : ""),
                       EINVAL);
   std::unique_ptr<PacketCapture> self(new PacketCapture());
   auto skel = Bpf::Skel::open_and_load("packet", [&](packet_bpf* s) -> Result<void> {
     if (auto r = use_ring_set(s, rings); !r) return r;
     s->rodata->snap_len = snap_len;
-    // One 64 KiB packet scratch per CPU (too big for a per-CPU map value).
+    // One 256 KiB packet scratch per CPU (too big for a per-CPU map value).
     bpf_map__set_max_entries(s->maps.pkt_scratch_map, static_cast<uint32_t>(libbpf_num_possible_cpus()));
     return {};
   });

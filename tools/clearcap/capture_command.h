@@ -40,7 +40,7 @@ struct CaptureCommandOptions {
   std::vector<uint32_t> allow_uids;  // --allow-uid: may use both servers without a token
   bool keylog_given = false;                        // -k was on the command line (pcap mode: keys also there)
   std::string ifname;                               // -i, pcap mode
-  uint32_t snaplen = 65535;                         // --snaplen, pcap mode
+  uint32_t snaplen = 0;                             // --snaplen, pcap mode; 0 = the largest (CC_PACKET_MAX, or _PERF)
   std::string filter;                               // pcap mode: trailing arguments joined
 };
 

@@ -11,6 +11,7 @@
 #include "modules/registry.h"
 #include "tools/clearcap/capture_command.h"
 #include "sinks/transports/output_file.h"
+#include "bpf/abi/packet.h"
 
 #ifndef CLEARCAP_VERSION
 #define CLEARCAP_VERSION "dev"
@@ -256,9 +257,9 @@ int main(int argc, char** argv) {
         ->check(printable);
     cmd->add_option("--snaplen", o.snaplen,
                     "-m pcap: bytes kept of each packet at most; longer packets are cut (their wire length is kept "
-                    "and the cut is counted)")
-        ->check(CLI::Range(64u, 65535u))
-        ->capture_default_str();
+                    "and the cut is counted). Default and maximum 262144, as tcpdump (GSO packets on lo exceed "
+                    "64 KiB); 65400 with --buffer perf")
+        ->check(CLI::Range(64u, CC_PACKET_MAX));
     cmd->add_option("filter", filter_words,
                     "-m pcap: a pcap filter expression (pcap-filter(7)), e.g. tcp port 443. Applied in userspace "
                     "(libpcap) to every packet the tc program copies; packets left out are counted in the summary");
@@ -332,6 +333,7 @@ int main(int argc, char** argv) {
   o.keylog_given = chosen->app->get_option_no_throw("-k") && chosen->app->count("-k") > 0;
   for (const auto& w : filter_words) o.filter += (o.filter.empty() ? "" : " ") + w;
   if (mode == "pcap") {
+    if (o.snaplen == 0) o.snaplen = o.buffer == "perf" ? CC_PACKET_MAX_PERF : CC_PACKET_MAX;
     if (o.ifname.empty()) {
       std::fprintf(stderr, "clearcap: -m pcap needs an interface: -i IFACE (e.g. -i eth0, -i lo)\n");
       return 2;
