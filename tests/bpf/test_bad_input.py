@@ -58,5 +58,18 @@ class BadInputTest(unittest.TestCase):
         self.assertIn("no-such-module-xyz", out, "the error must name the unknown subcommand")
 
 
+    def test_signed_absurd_and_control_character_values(self):
+        # Each refused before any BPF work, naming the flag.
+        for args, flag in ((["-t", "-1"], "--tsize"), (["-u", "-5"], "--uid"), (["--rotate-keep", "-2"], "--rotate-keep"),
+                           (["--allow-uid", "-1"], "--allow-uid"), (["--shutdown-timeout", "0"], "--shutdown-timeout"),
+                           (["--rescan", "-1"], "--rescan"), (["-m", "pcap", "-i", "lo", "--snaplen", "300000"], "--snaplen"),
+                           (["-w", "a\nb"], "--capture-file"), (["--eventaddr", "x\ty"], "--eventaddr"),
+                           (["--libssl", "/lib/x\x1b[31m"], "--libssl"), (["--file-mode", "4777"], "--file-mode")):
+            rc, out = run("tls", *args)
+            self.assertGreater(rc, 0, f"{args}: expected a non-zero exit, got {rc}: {out}")
+            self.assertIn(flag, out, f"{args}: the error must name the flag")
+            self.assertNotIn("ready:", out)
+
+
 if __name__ == "__main__":
     unittest.main()
