@@ -223,9 +223,9 @@ int BPF_KRETPROBE(ssl_handshake_ret)
 	 * socket through SSL_set_bio becomes a new connection here. */
 	if (fd < 0)
 		fd = fd_from_ssl(ctx, ssl);
-	struct conn_state *c = NULL;
-	if (fd >= 0)
-		c = conn_for(ctx, id >> 32, ssl, fd);
+	struct conn_state *c = conn_for(ctx, id >> 32, ssl, fd);
+	if (c && c->fd < 0)
+		cc_stream_await(cc_task(), ssl); /* a memory BIO: the next ciphertext write names the socket */
 	if ((int)PT_REGS_RC(ctx) == 1) {
 		if (!c) {
 			struct conn_key key = {.tgid = id >> 32, .obj = ssl};

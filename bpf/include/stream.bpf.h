@@ -33,8 +33,9 @@ struct call_state {
 	__u8 source;    /* enum cc_source */
 	__u8 active;    /* 1 from entry to return */
 	__u8 skipped;   /* the entry chose not to capture this call (cc_stream_skip) */
-	__u8 _pad;
+	__u8 awaiting;  /* after a call on a connection without a socket: see cc_stream_await */
 	struct cc_filter_cache filter; /* this thread's pid verdict */
+	__u64 await_obj; /* the object whose ciphertext this thread is about to send */
 };
 
 /* One call state per thread, in the task's own storage: found through the
@@ -86,6 +87,35 @@ static __always_inline void mark_in_call(struct call_state *cs, __u32 tid, bool 
 	__sync_fetch_and_add(inflight_of(tid), in ? 1 : -1);
 }
 
+/* Memory-BIO connections (asyncio's SSLObject, a proxy's own BIO pair) have
+ * no socket in the library: the program moves the ciphertext itself. Right
+ * after a call on such a connection, the thread's next write()/sendto() of
+ * bytes that start with a TLS record header names the socket (asyncio sends
+ * the ClientHello right after SSL_do_handshake returns). Until then the
+ * thread keeps its in-call mark, so the tracepoints look at it; its next
+ * library call ends the wait. Other threads pay nothing. */
+static __always_inline void stop_awaiting(struct call_state *cs, __u32 tid)
+{
+	if (!cs->awaiting)
+		return;
+	cs->awaiting = 0;
+	cs->await_obj = 0;
+	if (syscall_fd)
+		__sync_fetch_and_add(inflight_of(tid), -1);
+}
+
+static __always_inline void cc_stream_await(struct task_struct *task, __u64 obj)
+{
+	if (!syscall_fd)
+		return;
+	struct call_state *cs = call_of(task, 0);
+	if (!cs || cs->active || cs->awaiting)
+		return;
+	cs->awaiting = 1;
+	cs->await_obj = obj;
+	__sync_fetch_and_add(inflight_of(task->pid), 1);
+}
+
 /* A library call starts: remember its arguments for the return probe. `fd`
  * is the socket when the entry already knows it, else -1 (the syscall
  * tracepoints, the connection cache or CC_FAMILY_FD find it). */
@@ -101,6 +131,7 @@ static __always_inline int cc_stream_entry(__u8 source, __u64 obj, __u64 buf, __
 		cc_stat_add(CC_STAT_FILTERED, 1);
 		return 0;
 	}
+	stop_awaiting(cs, task->pid);
 	mark_in_call(cs, task->pid, true);
 	cs->obj = obj;
 	cs->buf = buf;
@@ -143,37 +174,6 @@ static __always_inline bool cc_stream_take(struct task_struct *task, struct call
 	return true;
 }
 
-/* Syscall side: remember the fd the library used during the call. */
-static __always_inline int on_sys_fd(__s64 fd)
-{
-	struct task_struct *task = cc_task();
-	if (fd < 0 || !*inflight_of(task->pid))
-		return 0;
-	struct call_state *cs = call_of(task, 0);
-	if (cs && cs->active && cs->fd < 0)
-		cs->fd = (__s32)fd;
-	return 0;
-}
-
-#define SYS_FD_PROBE(name)                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                     \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)     \
-	{                                                               \
-		return on_sys_fd((__s64)ctx->args[0]);                  \
-	}
-
-/* The socket syscalls a library makes inside its calls; userspace attaches
- * them (all of them, by these program names) only when the family needs
- * them. */
-#define CC_SYS_FD_PROBES()    \
-	SYS_FD_PROBE(read)     \
-	SYS_FD_PROBE(write)    \
-	SYS_FD_PROBE(readv)    \
-	SYS_FD_PROBE(writev)   \
-	SYS_FD_PROBE(sendto)   \
-	SYS_FD_PROBE(recvfrom) \
-	SYS_FD_PROBE(sendmsg)  \
-	SYS_FD_PROBE(recvmsg)
 
 struct conn_key {
 	__u32 tgid;
@@ -287,6 +287,66 @@ static __always_inline void resolve_tuple(struct conn_state *c, __s32 fd)
 	c->has_tuple = 1;
 }
 
+/* Syscall side: remember the fd the library used during the call, or
+ * (`buf` of a write/sendto, else 0) the socket an awaited connection's
+ * ciphertext goes to. */
+static __always_inline int on_sys_fd(__s64 fd, __u64 buf)
+{
+	struct task_struct *task = cc_task();
+	if (fd < 0 || !*inflight_of(task->pid))
+		return 0;
+	struct call_state *cs = call_of(task, 0);
+	if (!cs)
+		return 0;
+	if (cs->active) {
+		if (cs->fd < 0)
+			cs->fd = (__s32)fd;
+		return 0;
+	}
+	if (!cs->awaiting || !buf)
+		return 0;
+	/* A TLS record: content type 20..23, version 3.x. */
+	__u8 hdr[3];
+	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)buf) || hdr[0] < 20 || hdr[0] > 23 || hdr[1] != 3)
+		return 0;
+	struct conn_key key = {.tgid = task->tgid, .obj = cs->await_obj};
+	struct conn_state *c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->fd < 0) {
+		c->fd = (__s32)fd;
+		resolve_tuple(c, c->fd);
+	}
+	stop_awaiting(cs, task->pid);
+	return 0;
+}
+
+#define SYS_FD_PROBE(name)                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                     \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)     \
+	{                                                               \
+		return on_sys_fd((__s64)ctx->args[0], 0);               \
+	}
+
+/* write(fd, buf, n) and sendto(fd, buf, n, ...): the buffer is looked at. */
+#define SYS_FD_BUF_PROBE(name)                                          \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                     \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)     \
+	{                                                               \
+		return on_sys_fd((__s64)ctx->args[0], (__u64)ctx->args[1]); \
+	}
+
+/* The socket syscalls a library makes inside its calls; userspace attaches
+ * them (all of them, by these program names) only when the family needs
+ * them. */
+#define CC_SYS_FD_PROBES()    \
+	SYS_FD_PROBE(read)     \
+	SYS_FD_BUF_PROBE(write) \
+	SYS_FD_PROBE(readv)    \
+	SYS_FD_PROBE(writev)   \
+	SYS_FD_BUF_PROBE(sendto) \
+	SYS_FD_PROBE(recvfrom) \
+	SYS_FD_PROBE(sendmsg)  \
+	SYS_FD_PROBE(recvmsg)
+
 /* The connection state of (tgid, obj), created when missing. An object
  * reused on another socket starts a new connection. Learns the fd (from the
  * call, else from the family's object once per new connection) and, once
@@ -359,8 +419,9 @@ static __always_inline void cc_stream_forget(__u64 obj)
  * whose first read is served from the library's buffer make none later). */
 static __always_inline void cc_stream_handshake_ret(struct pt_regs *ctx, struct call_state *cs)
 {
-	if (cs->fd >= 0)
-		conn_for(ctx, bpf_get_current_pid_tgid() >> 32, cs->obj, cs->fd);
+	struct conn_state *c = conn_for(ctx, bpf_get_current_pid_tgid() >> 32, cs->obj, cs->fd);
+	if (c && c->fd < 0)
+		cc_stream_await(cc_task(), cs->obj);
 }
 
 struct emit_ctx {
@@ -434,8 +495,10 @@ static __always_inline void cc_stream_emit(struct pt_regs *ctx, struct task_stru
 		fd = c->fd;
 		flags |= CC_FLAG_FD_CACHED;
 	}
-	if (fd < 0)
+	if (fd < 0) {
 		cc_stat_add(CC_STAT_NO_FD, 1);
+		cc_stream_await(task, cs->obj);
+	}
 
 	__u32 zero = 0;
 	__u32 *busy = bpf_map_lookup_elem(&scratch_busy, &zero);

@@ -11,7 +11,9 @@ syscall tracepoints (--syscall-fd).
 * the default (--syscall-fd always): the tracepoints are attached and curl's
   connection gets its fd from curl's own send/recv inside the call.
 * a memory-BIO client (Python's ssl.MemoryBIO, as asyncio uses) has no
-  socket behind the SSL object: fd -1, no tuple, in both modes.
+  socket behind the SSL object. By default its socket is the one the thread
+  writes the ciphertext to right after the call (fd and tuple right); with
+  --syscall-fd needed (no tracepoints): fd -1, no tuple - never a wrong fd.
 * --syscall-fd needed --libssl /usr/bin/node (OpenSSL linked in, not
   loadable with dlopen): the layout is unknown, so the tracepoints are
   attached after all, and node is still captured.
@@ -80,12 +82,15 @@ class FdPathTest(unittest.TestCase):
                 self.assertEqual(cw[0]["fd"], -1, h.describe(cw[0]))
                 self.assertEqual(cw[0]["family"], "unknown", h.describe(cw[0]))
 
-    def test_memory_bio_has_no_fd(self):
-        for args in ([], ["--syscall-fd", "needed"]):
+    def test_memory_bio_socket_from_the_ciphertext_write(self):
+        # Default: the socket the thread sends the ciphertext to right after
+        # the call names the connection. --syscall-fd needed (no
+        # tracepoints, the layout is known): no socket, said so.
+        for args, socket in (([], True), (["--syscall-fd", "needed"], False)):
             with self.subTest(args=args):
-                self._memory_bio(args)
+                self._memory_bio(args, socket)
 
-    def _memory_bio(self, args):
+    def _memory_bio(self, args, socket):
         token = h.new_token()
         req = f"GET /{token} HTTP/1.1\r\n"
         with h.Nginx() as ngx:
@@ -102,8 +107,13 @@ class FdPathTest(unittest.TestCase):
         w = h.matching(cap.events, req, pid=pid, direction="write")
         self.assertEqual(len(w), 1, "\n".join(map(h.describe, w)))
         h.check_event_schema(self, w[0])
-        self.assertEqual(w[0]["fd"], -1, h.describe(w[0]))
-        self.assertEqual(w[0]["family"], "unknown", h.describe(w[0]))
+        if socket:
+            self.assertGreaterEqual(w[0]["fd"], 0, h.describe(w[0]))
+            self.assertEqual(w[0]["family"], "ipv4", h.describe(w[0]))
+            self.assertEqual((w[0]["src_port"], w[0]["dst_port"]), (res["local_port"], ngx.port), h.describe(w[0]))
+        else:
+            self.assertEqual(w[0]["fd"], -1, h.describe(w[0]))
+            self.assertEqual(w[0]["family"], "unknown", h.describe(w[0]))
         # nginx's side of the same request has its socket.
         nr = h.matching(cap.events, req, comm="nginx", direction="read")
         self.assertEqual(len(nr), 1)
