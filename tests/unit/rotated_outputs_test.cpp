@@ -2,10 +2,12 @@
 // (every rotated piece a complete capture file that passes zstd -t, records
 // neither lost nor duplicated) and the key log (lines whole, mode 0600).
 // The RotatingFile clock is injected, so rotated names are known.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -229,6 +231,53 @@ TEST(RotatedKeylog, LinesStayWholeAndFilesPrivate) {
   EXPECT_EQ(lines, 30u * 5);
   EXPECT_EQ(randoms.size(), 30u);
   std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// A disk that is full for good (RLIMIT_FSIZE stands in for ENOSPC): the
+// summary's "handshakes written" is what the file holds, not what was
+// queued, and the file holds only whole lines.
+TEST(RotatedKeylog, HandshakesWrittenCountsOnlyWhatIsInTheFile) {
+  const std::string dir = fresh_dir("keylog-full");
+  const std::string path = dir + "/keys.log";
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  {
+    auto sink = KeylogSink::open(path, RotatingFile::Options{});
+    ASSERT_TRUE(sink) << sink.error().message;
+    rlimit small = old;
+    small.rlim_cur = 2000;  // room for a couple of handshakes (~800 bytes each), not ten
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    for (int i = 1; i <= 10; ++i) {
+      auto rec = keys_record(static_cast<uint8_t>(i));
+      Event ev;
+      ev.record_type = CC_REC_KEYS;
+      ev.record = rec;
+      (*sink)->write(ev);
+    }
+    (*sink)->finish();
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    const std::regex whole("[A-Z_0-9]+ ([0-9a-f]{64}) [0-9a-f]{64}");
+    std::set<std::string> randoms;
+    std::istringstream lines(text);
+    for (std::string l; std::getline(lines, l);) {
+      std::smatch m;
+      ASSERT_TRUE(std::regex_match(l, m, whole)) << "torn line: " << l;
+      randoms.insert(m[1]);
+    }
+    EXPECT_TRUE(text.empty() || text.back() == '\n');
+    EXPECT_GE(randoms.size(), 1u);
+    EXPECT_LT(randoms.size(), 10u);
+    EXPECT_EQ((*sink)->handshakes(), randoms.size()) << "counted what is in the file, not what was queued";
+    std::vector<SinkStats> st;
+    (*sink)->collect_stats(st);
+    EXPECT_EQ(st.at(0).dropped_events, 10u - randoms.size()) << "the rest is counted as not delivered";
+  }
+  signal(SIGXFSZ, old_handler);
 }
 
 }  // namespace
