@@ -177,6 +177,17 @@ std::vector<uint8_t> keys_record(uint8_t id) {
   return {reinterpret_cast<const uint8_t*>(&k), reinterpret_cast<const uint8_t*>(&k) + sizeof(k)};
 }
 
+// Keys records of handshakes 1..n, each with its own client random.
+void write_handshakes(KeylogSink& sink, int n) {
+  for (int i = 1; i <= n; ++i) {
+    auto rec = keys_record(static_cast<uint8_t>(i));
+    Event ev;
+    ev.record_type = CC_REC_KEYS;
+    ev.record = rec;
+    sink.write(ev);
+  }
+}
+
 TEST(RotatedKeylog, LinesStayWholeAndFilesPrivate) {
   const std::string dir = fresh_dir("keylog");
   const std::string path = dir + "/keys.log";
@@ -188,13 +199,7 @@ TEST(RotatedKeylog, LinesStayWholeAndFilesPrivate) {
   {
     auto sink = KeylogSink::open(path, rot);
     ASSERT_TRUE(sink) << sink.error().message;
-    for (int i = 1; i <= 30; ++i) {
-      auto rec = keys_record(static_cast<uint8_t>(i));
-      Event ev;
-      ev.record_type = CC_REC_KEYS;
-      ev.record = rec;
-      (*sink)->write(ev);
-    }
+    write_handshakes(**sink, 30);
     (*sink)->finish();
     EXPECT_EQ((*sink)->handshakes(), 30u);
     std::vector<SinkStats> st;
@@ -248,13 +253,7 @@ TEST(RotatedKeylog, HandshakesWrittenCountsOnlyWhatIsInTheFile) {
     rlimit small = old;
     small.rlim_cur = 2000;  // room for a couple of handshakes (~800 bytes each), not ten
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-    for (int i = 1; i <= 10; ++i) {
-      auto rec = keys_record(static_cast<uint8_t>(i));
-      Event ev;
-      ev.record_type = CC_REC_KEYS;
-      ev.record = rec;
-      (*sink)->write(ev);
-    }
+    write_handshakes(**sink, 10);
     (*sink)->finish();
     ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
     std::ifstream in(path);
