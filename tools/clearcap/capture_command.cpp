@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -327,28 +328,8 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   // the process ends at once with the summary, counting what the outputs
   // still hold as lost.
   const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.shutdown_timeout);
-  // Runs `step` on a thread of its own; returns why it was cut short (a
-  // second signal, the timeout), or empty once it finished.
-  auto bounded = [&](auto step) -> std::string {
-    // Shared: a thread left behind may still set it after this returns.
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::thread t([step, done] {
-      step();
-      done->store(true);
-    });
-    while (!done->load()) {
-      std::string why;
-      if (signals.wait(20) == RunSignals::Got::kStop) why = "a second stop signal";
-      else if (std::chrono::steady_clock::now() >= give_up_at)
-        why = fmt::format("--shutdown-timeout ({} s) reached", o.shutdown_timeout);
-      if (!why.empty()) {
-        t.detach();  // the process exits next, with the thread blocked in an output
-        return why;
-      }
-    }
-    t.join();
-    return {};
-  };
+  const std::string timeout_why = fmt::format("--shutdown-timeout ({} s) reached", o.shutdown_timeout);
+  auto bounded = [&](std::function<void()> step) { return signals.run_bounded(std::move(step), give_up_at, timeout_why); };
   auto print_summary = [&] {
     const Counters t = collect(session, *outs, watch.get());
     for (const auto& line : summary_lines(t, uptime(), outs->summary_lines(t.bpf[CC_STAT_PACKETS_TRUNCATED])))

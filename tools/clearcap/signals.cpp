@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <ctime>
+#include <memory>
+#include <thread>
 #include <initializer_list>
 
 namespace clearcap {
@@ -18,6 +21,27 @@ RunSignals::RunSignals() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed stdout ends the run (EPIPE), with the summary
+}
+
+std::string RunSignals::run_bounded(std::function<void()> step, std::chrono::steady_clock::time_point deadline,
+                                    const std::string& deadline_why) {
+  // Shared: a thread left behind may still set it after this returns.
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread t([step = std::move(step), done] {
+    step();
+    done->store(true);
+  });
+  while (!done->load()) {
+    std::string why;
+    if (wait(20) == Got::kStop) why = "a second stop signal";
+    else if (std::chrono::steady_clock::now() >= deadline) why = deadline_why;
+    if (!why.empty()) {
+      t.detach();  // blocked in an output; the process exits next
+      return why;
+    }
+  }
+  t.join();
+  return {};
 }
 
 RunSignals::Got RunSignals::wait(int ms) {
