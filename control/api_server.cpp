@@ -85,18 +85,17 @@ Result<ListenAddr> parse_listen_addr(std::string_view text) {
 class ApiServer::Impl {
  public:
   Impl(Options o, Handler h)
-      : opts(std::move(o)), handler(std::move(h)), limits(opts.max_connections, opts.max_per_peer), ioc(opts.threads) {}
+      : opts(std::move(o)), handler(std::move(h)), ioc(opts.threads) {}
   void accept_next();
   void admit(tcp::socket socket);
 
   Options opts;
   Handler handler;
-  ConnectionLimits limits;  // outlives the sessions (their tickets), which may die with the io_context
+  std::optional<PeerGate> gate;  // set once bound; outlives the sessions (their tickets), which may die with the io_context
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
   net::steady_timer backoff{acceptor.get_executor()};
-  std::optional<PeerAccess> access;
-  std::atomic<uint64_t> refused{0}, accept_errors{0};
+  std::atomic<uint64_t> accept_errors{0};
   std::vector<std::jthread> threads;
   bool stopped = false;
 };
@@ -135,7 +134,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                   api_body(1, server_.opts.module, fmt::format("malformed HTTP request: {}", ec.message())), false);
     auto& req = parser_->get();
     const bool keep = req.keep_alive();
-    const PeerAccess& access = *server_.access;
+    const PeerAccess& access = server_.gate->access();
     if (auto why = access.check_headers(sv(req[http::field::host]), sv(req[http::field::origin])))
       return send(http::status::forbidden, api_body(1, server_.opts.module, *why), false);
     if (!access.token_ok(sv(req[http::field::authorization])))
@@ -207,24 +206,13 @@ void ApiServer::Impl::admit(tcp::socket socket) {
   beast::error_code e1, e2;
   const auto ours = socket.local_endpoint(e1), peer = socket.remote_endpoint(e2);
   if (e1 || e2) return;  // already gone
-  const auto verdict = access->check_connection(ours.data(), peer.data());
-  if (verdict.refusal) {
-    refused.fetch_add(1, std::memory_order_relaxed);
-    return refuse(socket, 403, api_body(1, opts.module, *verdict.refusal));
-  }
-  auto ticket = limits.admit(verdict.key);
-  if (!ticket) {
-    refused.fetch_add(1, std::memory_order_relaxed);
-    return refuse(socket, 503,
-                  api_body(6, opts.module,
-                           fmt::format("too many connections (at most {} in all and {} per user): close idle ones",
-                                       opts.max_connections, opts.max_per_peer)));
-  }
-  std::make_shared<HttpSession>(*this, std::move(socket), std::move(ticket))->read_next();
+  auto entry = gate->admit(ours.data(), peer.data());
+  if (!entry.ticket) return refuse(socket, entry.status, api_body(entry.status == 503 ? 6 : 1, opts.module, entry.why));
+  std::make_shared<HttpSession>(*this, std::move(socket), std::move(entry.ticket))->read_next();
 }
 
 ApiServer::Counters ApiServer::counters() const {
-  return Counters{impl_->refused.load(std::memory_order_relaxed), impl_->accept_errors.load(std::memory_order_relaxed)};
+  return Counters{impl_->gate ? impl_->gate->refused() : 0, impl_->accept_errors.load(std::memory_order_relaxed)};
 }
 
 ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -260,7 +248,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(Options opts, Handler handle
   auto access = PeerAccess::create(PeerAccess::Options{"--listen", d.opts.token, d.opts.allow_uids,
                                                        bound.address().to_string(), bound.port()});
   if (!access) return tl::unexpected(access.error());
-  d.access.emplace(std::move(*access));
+  d.gate.emplace(std::move(*access), d.opts.max_connections, d.opts.max_per_peer);
   std::string address = bound.address().is_v6() ? fmt::format("[{}]:{}", bound.address().to_string(), bound.port())
                                                  : fmt::format("{}:{}", bound.address().to_string(), bound.port());
   d.accept_next();

@@ -294,4 +294,19 @@ size_t ConnectionLimits::open() const {
   return open_;
 }
 
+PeerGate::Entry PeerGate::admit(const sockaddr* ours, const sockaddr* peer) {
+  Entry e;
+  auto verdict = access_.check_connection(ours, peer);
+  if (verdict.refusal) {
+    e.status = 403;
+    e.why = std::move(*verdict.refusal);
+  } else if (!(e.ticket = limits_.admit(verdict.key))) {
+    e.status = 503;
+    e.why = fmt::format("too many connections (at most {} in all and {} per user): close idle ones",
+                        max_connections_, max_per_peer_);
+  }
+  if (!e.ticket) refused_.fetch_add(1, std::memory_order_relaxed);
+  return e;
+}
+
 }  // namespace clearcap

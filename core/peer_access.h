@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -129,6 +130,33 @@ class ConnectionLimits {
   mutable std::mutex mu_;
   size_t open_ = 0;
   std::map<std::string, size_t> per_key_;
+};
+
+// One server's door, right after accept: PeerAccess's connection check,
+// then the connection limits. Counts what it turns away. Both servers admit
+// through it; only the wording of their answers differs.
+// Thread: admit() and refused() from any thread.
+class PeerGate {
+ public:
+  PeerGate(PeerAccess access, size_t max_connections, size_t max_per_peer)
+      : access_(std::move(access)), limits_(max_connections, max_per_peer),
+        max_connections_(max_connections), max_per_peer_(max_per_peer) {}
+
+  struct Entry {
+    std::unique_ptr<ConnectionLimits::Ticket> ticket;  // held for the connection; null = refused
+    unsigned status = 0;                               // refused: 403 (not allowed) or 503 (limits)
+    std::string why;                                   // refused: what to tell the client
+  };
+  Entry admit(const sockaddr* ours, const sockaddr* peer);
+
+  const PeerAccess& access() const { return access_; }
+  uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+
+ private:
+  PeerAccess access_;
+  ConnectionLimits limits_;
+  const size_t max_connections_, max_per_peer_;
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace clearcap

@@ -13,10 +13,15 @@
 
 namespace clearcap {
 
-std::vector<ProbeAttacher::Unit> ProbeAttacher::units_of(const ProbeTarget& t) {
+std::string file_identity(const std::string& path) {
   struct stat st {};
-  const std::string file =
-      ::stat(t.path.c_str(), &st) == 0 ? fmt::format("{}:{}", st.st_dev, st.st_ino) : t.path;
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return fmt::format("{}:{}", st.st_dev, st.st_ino);
+}
+
+std::vector<ProbeAttacher::Unit> ProbeAttacher::units_of(const ProbeTarget& t) {
+  std::string file = file_identity(t.path);
+  if (file.empty()) file = t.path;
   std::vector<Unit> units;
   if (t.pids.empty()) units.emplace_back(file, -1);
   for (int pid : t.pids) units.emplace_back(file, pid);

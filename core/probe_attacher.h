@@ -51,6 +51,10 @@ struct ProbeSpec {
   std::string unless = {};
 };
 
+// "dev:ino" of a file (what a probe unit is keyed by), or empty when it
+// cannot be stat()ed.
+std::string file_identity(const std::string& path);
+
 // The syscall tracepoints a stream family's object defines with
 // CC_SYS_FD_PROBES() (bpf/include/stream.bpf.h), found by section, so every
 // family attaches the same set without listing it.

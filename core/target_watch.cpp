@@ -1,19 +1,11 @@
 #include "core/target_watch.h"
 
-#include <sys/stat.h>
-
 #include <condition_variable>
 #include <map>
 
 #include <fmt/format.h>
 
 namespace clearcap {
-
-std::string file_identity(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return fmt::format("{}:{}", st.st_dev, st.st_ino);
-}
 
 TargetWatch::TargetWatch(CaptureSession& session, CaptureModule& module, const LibrarySpec& spec,
                          std::chrono::milliseconds every, Log log)

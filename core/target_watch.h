@@ -58,7 +58,4 @@ class TargetWatch {
   std::jthread thread_;
 };
 
-// "dev:ino" of a file, or empty when it cannot be stat()ed.
-std::string file_identity(const std::string& path);
-
 }  // namespace clearcap

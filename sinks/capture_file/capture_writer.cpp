@@ -38,8 +38,9 @@ Result<void> PlainCaptureOutput::write(std::span<const uint8_t> bytes) {
     if (n < 0 && errno == EINTR) continue;
     int err = n < 0 ? errno : EIO;
     // A partial frame at the end is what a crash leaves too: readers stop
-    // there. Cut it off so that later frames stay readable.
-    if (done > 0 && ftruncate(fd_, static_cast<off_t>(written_)) == 0) lseek(fd_, static_cast<off_t>(written_), SEEK_SET);
+    // there. Cut it off so that later frames stay readable (the file is
+    // O_APPEND: the next write lands at the new end).
+    if (done > 0) (void)!ftruncate(fd_, static_cast<off_t>(written_));
     return make_error(fmt::format("{}: write failed: {}", path_, std::strerror(err)), err);
   }
   written_ += bytes.size();

@@ -125,13 +125,12 @@ class EcaptureqServer::Impl {
 
   Options opts;
   // Outlives the sessions (their tickets), which may die with the io_context.
-  ConnectionLimits limits{opts.max_connections, opts.max_per_peer};
+  std::optional<PeerGate> gate;  // set once bound
   // Declared first, destroyed last: sessions and pending handlers go first.
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   net::steady_timer backoff{ioc};
-  std::optional<PeerAccess> access;
-  std::atomic<uint64_t> refused{0}, accept_errors{0};
+  std::atomic<uint64_t> accept_errors{0};
   int efd = -1;
   net::posix::stream_descriptor wake{ioc};
   uint64_t wake_buf = 0;
@@ -208,9 +207,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply(http::status::not_found, fmt::format("no eCaptureQ stream at {}; use {}", path, server_.opts.url.path));
     if (!websocket::is_upgrade(req_))
       return reply(http::status::bad_request, "this is clearcap's eCaptureQ WebSocket stream: connect with a WebSocket client");
-    if (auto why = server_.access->check_headers(sv(req_[http::field::host]), sv(req_[http::field::origin])))
+    if (auto why = server_.gate->access().check_headers(sv(req_[http::field::host]), sv(req_[http::field::origin])))
       return reply(http::status::forbidden, *why);
-    if (!server_.access->token_ok(sv(req_[http::field::authorization]), query_param(query, "token")))
+    if (!server_.gate->access().token_ok(sv(req_[http::field::authorization]), query_param(query, "token")))
       return reply(http::status::unauthorized, "a token is required: Authorization: Bearer <token> or ?token=<token>");
     stream_.expires_never();
     ws_.emplace(std::move(stream_));
@@ -365,19 +364,9 @@ void EcaptureqServer::Impl::admit(tcp::socket socket) {
   beast::error_code e1, e2;
   const auto ours = socket.local_endpoint(e1), peer = socket.remote_endpoint(e2);
   if (e1 || e2) return;
-  const auto verdict = access->check_connection(ours.data(), peer.data());
-  if (verdict.refusal) {
-    refused.fetch_add(1, std::memory_order_relaxed);
-    return refuse(socket, 403, *verdict.refusal);
-  }
-  auto ticket = limits.admit(verdict.key);
-  if (!ticket) {
-    refused.fetch_add(1, std::memory_order_relaxed);
-    return refuse(socket, 503,
-                  fmt::format("too many connections (at most {} in all and {} per user): close idle ones",
-                              opts.max_connections, opts.max_per_peer));
-  }
-  std::make_shared<Session>(*this, std::move(socket), std::move(ticket))->start();
+  auto entry = gate->admit(ours.data(), peer.data());
+  if (!entry.ticket) return refuse(socket, entry.status, entry.why);
+  std::make_shared<Session>(*this, std::move(socket), std::move(entry.ticket))->start();
 }
 
 void EcaptureqServer::Impl::wait_wake() {
@@ -468,7 +457,7 @@ Result<std::unique_ptr<EcaptureqServer>> EcaptureqServer::start(Options opts) {
   auto access = PeerAccess::create(PeerAccess::Options{"--ecaptureq", d.opts.token, d.opts.allow_uids,
                                                        bound.address().to_string(), bound.port()});
   if (!access) return tl::unexpected(access.error());
-  d.access.emplace(std::move(*access));
+  d.gate.emplace(std::move(*access), d.opts.max_connections, d.opts.max_per_peer);
   std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
   d.url = fmt::format("ws://{}:{}{}", host, bound.port(), u.path);
 
@@ -557,7 +546,7 @@ void EcaptureqServer::post_log(std::string line) {
   });
 }
 
-uint64_t EcaptureqServer::refused() const { return impl_->refused.load(std::memory_order_relaxed); }
+uint64_t EcaptureqServer::refused() const { return impl_->gate ? impl_->gate->refused() : 0; }
 uint64_t EcaptureqServer::accept_errors() const { return impl_->accept_errors.load(std::memory_order_relaxed); }
 
 size_t EcaptureqServer::clients() const { return impl_->nclients.load(std::memory_order_relaxed); }

@@ -1,10 +1,7 @@
 #include "tools/clearcap/capture_command.h"
 
-#include "core/peer_access.h"
-
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,17 +9,17 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "control/api_server.h"
-#include "core/target_watch.h"
 #include "control/remote_control.h"
 #include "control/status_text.h"
 #include "core/capture_session.h"
+#include "core/peer_access.h"
 #include "core/privileges.h"
+#include "core/target_watch.h"
 #include "modules/module_info.h"
 #include "modules/packet/packet_capture.h"
 #include "sinks/output_set.h"
