@@ -994,6 +994,39 @@ def finish(proc: subprocess.Popen, timeout: float = CLIENT_TIMEOUT, what: str = 
     return out, err
 
 
+# --------------------------------------------------------------------------
+# curl against the test nginx
+# --------------------------------------------------------------------------
+
+def curl_get(tc, port: int, path: str) -> tuple[int, int]:
+    """GET over TLS 1.3 from curl; returns (curl pid, curl's local port)."""
+    curl = start_process(tc, ["curl", "-sk", "--http1.1", "-w", "\n%{local_port}\n",
+                              f"https://127.0.0.1:{port}{path}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = finish(curl, what="curl")
+    body, _, local_port = out.decode().rstrip("\n").rpartition("\n")
+    tc.assertEqual(body, RESPONSE_MARKER + "\n")
+    return curl.pid, int(local_port)
+
+
+def curl_put(tc, port: int, name: str, body: bytes, tmpdir: str) -> None:
+    """PUT `body` to nginx's /upload/NAME over TLS (stored whole by the DAV module)."""
+    src = os.path.join(tmpdir, f"body-{name}")
+    with open(src, "wb") as f:
+        f.write(body)
+    curl = start_process(tc, ["curl", "-sk", "--http1.1", "-T", src, "-o", "/dev/null",
+                              "-w", "%{http_code}", f"https://127.0.0.1:{port}/upload/{name}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, _ = finish(curl, what="curl upload")
+    tc.assertIn(out.decode(), ("201", "204"), out)
+
+
+def text_body(size: int, token: str) -> bytes:
+    """`size` bytes of text lines that carry `token`."""
+    line = (token + " lorem ipsum dolor sit amet\n").encode()
+    return (line * (size // len(line) + 1))[:size]
+
+
 def clearcap_run(*args, timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess:
     """Run a clearcap subcommand that ends by itself (export); deadline, output captured."""
     argv = [clearcap_bin(), *map(str, args)]

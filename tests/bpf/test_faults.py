@@ -53,13 +53,6 @@ def fill(d: str) -> str:
     return path
 
 
-def curl(tc, port: int, path: str) -> None:
-    p = h.start_process(tc, ["curl", "-sk", "--http1.1", f"https://127.0.0.1:{port}{path}"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = h.finish(p, what="curl")
-    tc.assertIn(h.RESPONSE_MARKER.encode(), out)
-
-
 def output_row(stderr: str, name: str) -> int:
     m = re.findall(rf"output {re.escape(name)}: \d+ write errors, \d+ bytes and (\d+) events not delivered", stderr)
     return int(m[-1]) if m else -1
@@ -73,24 +66,18 @@ class FaultsTest(unittest.TestCase):
     def rounds(self, ngx, cap, d, tokens):
         """A, then a full disk for B, then space back for C."""
         for i in range(3):
-            curl(self, ngx.port, f"/{tokens['A']}-{i}")
+            h.curl_get(self, ngx.port, f"/{tokens['A']}-{i}")
         cap.wait_for(lambda _: True, what="round A")
         time.sleep(1.5)  # written (the writers wake at least every 100 ms; frames close after 1 s)
         filler = fill(d)
         # More than the outputs' queues (--output-queue-mb 1) hold while the disk is full.
-        body = os.path.join(self.tmp, "body")
-        with open(body, "wb") as f:
-            f.write((tokens["B"] + " lorem ipsum\n").encode() * 20000)
         for i in range(4):
-            p = h.start_process(self, ["curl", "-sk", "--http1.1", "-T", body, "-o", "/dev/null",
-                                       f"https://127.0.0.1:{ngx.port}/upload/{tokens['B']}-{i}"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            h.finish(p, what="curl upload")
+            h.curl_put(self, ngx.port, f"{tokens['B']}-{i}", h.text_body(900_000, tokens["B"]), self.tmp)
         time.sleep(2)
         os.unlink(filler)
         time.sleep(6)  # the writers' backoff (at most 5 s) runs out
         for i in range(3):
-            curl(self, ngx.port, f"/{tokens['C']}-{i}")
+            h.curl_get(self, ngx.port, f"/{tokens['C']}-{i}")
         time.sleep(1.5)
 
     def test_json_lines_and_capture_file_survive_a_full_disk(self):

@@ -34,33 +34,6 @@ h.privilege_gate()
 PROTO = h.REPO / "sinks" / "ecaptureq" / "ecaptureq.proto"
 
 
-def curl_get(tc, port: int, path: str) -> tuple[int, int]:
-    """GET over TLS 1.3 from curl; returns (curl pid, curl's local port)."""
-    curl = h.start_process(tc, ["curl", "-sk", "--http1.1", "-w", "\n%{local_port}\n",
-                                f"https://127.0.0.1:{port}{path}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = h.finish(curl, what="curl")
-    body, _, local_port = out.decode().rstrip("\n").rpartition("\n")
-    tc.assertEqual(body, h.RESPONSE_MARKER + "\n")
-    return curl.pid, int(local_port)
-
-
-def curl_put(tc, port: int, name: str, body: bytes, tmpdir: str) -> None:
-    src = os.path.join(tmpdir, f"body-{name}")
-    with open(src, "wb") as f:
-        f.write(body)
-    curl = h.start_process(tc, ["curl", "-sk", "--http1.1", "-T", src, "-o", "/dev/null",
-                                "-w", "%{http_code}", f"https://127.0.0.1:{port}/upload/{name}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = h.finish(curl, what="curl upload")
-    tc.assertIn(out.decode(), ("201", "204"), out)
-
-
-def text_body(size: int, token: str) -> bytes:
-    line = (token + " lorem ipsum dolor sit amet\n").encode()
-    return (line * (size // len(line) + 1))[:size]
-
-
 class LineServer:
     """TCP listener on 127.0.0.1:port; records the lines of each connection,
     each parsed strictly as JSON."""
@@ -267,7 +240,7 @@ class OutputsTest(unittest.TestCase):
         with h.Nginx() as ngx:
             with h.Clearcap(["--eventaddr", name, "--eventaddr", "stdout",
                              "--output-queue-mb", "1"]) as cap:
-                cpid, _ = curl_get(self, ngx.port, f"/{t1}")
+                cpid, _ = h.curl_get(self, ngx.port, f"/{t1}")
                 got = h.wait_for(lambda: h.matching(srv.events(), f"GET /{t1} ", pid=cpid),
                                  h.EVENT_TIMEOUT, what="t1 request on the TCP listener")
                 cap.wait_for(lambda evs: h.matching(evs, f"GET /{t1} ", pid=cpid), what="t1 on stdout")
@@ -275,12 +248,12 @@ class OutputsTest(unittest.TestCase):
 
                 # Peer goes away: capture and the other output keep flowing.
                 srv.stop()
-                cpid2, _ = curl_get(self, ngx.port, f"/{t2}")
+                cpid2, _ = h.curl_get(self, ngx.port, f"/{t2}")
                 cap.wait_for(lambda evs: h.matching(evs, f"GET /{t2} ", pid=cpid2),
                              what="t2 on stdout while the TCP peer is down")
                 # More than the 1 MiB queue while the peer is away: some
                 # events must be dropped, and counted.
-                curl_put(self, ngx.port, tup, text_body(3 << 20, tup), self.tmp)
+                h.curl_put(self, ngx.port, tup, h.text_body(3 << 20, tup), self.tmp)
                 cap.wait_for(lambda evs: h.matching(evs, f"PUT /upload/{tup} ", comm="nginx"),
                              timeout=30, what="upload on stdout while the TCP peer is down")
 
@@ -293,7 +266,7 @@ class OutputsTest(unittest.TestCase):
                 h.wait_for(lambda: srv2.events(), 30, what="clearcap reconnecting to the restarted listener")
                 h.wait_for(lambda: h.matching(srv2.events(), f"PUT /upload/{tup} ") or
                            len(srv2.events()) >= 8, 30, what="the queued backlog on the new connection")
-                cpid3, _ = curl_get(self, ngx.port, f"/{t3}")
+                cpid3, _ = h.curl_get(self, ngx.port, f"/{t3}")
                 h.wait_for(lambda: h.matching(srv2.events(), f"GET /{t3} ", pid=cpid3), 30,
                            what="t3 request on the restarted TCP listener")
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
@@ -335,8 +308,8 @@ class OutputsTest(unittest.TestCase):
             with h.Clearcap(["--eventaddr", name, "--eventaddr", "stdout",
                              "--output-queue-mb", "1"]) as cap:
                 h.wait_for(lambda: accepted, h.EVENT_TIMEOUT, what="clearcap connecting")
-                curl_put(self, ngx.port, tup, text_body(3 << 20, tup), self.tmp)
-                cpid, _ = curl_get(self, ngx.port, f"/{t1}")
+                h.curl_put(self, ngx.port, tup, h.text_body(3 << 20, tup), self.tmp)
+                cpid, _ = h.curl_get(self, ngx.port, f"/{t1}")
                 cap.wait_for(lambda evs: h.matching(evs, f"GET /{t1} ", pid=cpid),
                              what="events on stdout while the TCP peer does not read")
                 stop_started = time.monotonic()
@@ -371,7 +344,7 @@ class OutputsTest(unittest.TestCase):
         self.addCleanup(ws.stop)
         with h.Nginx() as ngx:
             with h.Clearcap(["--eventaddr", f"ws://127.0.0.1:{port}/clearcap"]) as cap:
-                cpid, cport = curl_get(self, ngx.port, f"/{token}")
+                cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
 
                 def found():
                     for path, msg in ws.received():
@@ -408,7 +381,7 @@ class OutputsTest(unittest.TestCase):
 
         with h.Nginx() as ngx:
             with h.Clearcap(["-l", f"ws://127.0.0.1:{port}/"], fmt="proto") as cap:
-                cpid, cport = curl_get(self, ngx.port, f"/{token}")
+                cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
 
                 def found():
                     for e in entries():
@@ -436,7 +409,7 @@ class OutputsTest(unittest.TestCase):
         with h.Nginx() as ngx:
             with h.Clearcap(["--eventaddr", out], fmt="proto") as cap:
                 t_before = time.time_ns()
-                cpid, cport = curl_get(self, ngx.port, f"/{token}")
+                cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
                 t_after = time.time_ns()
                 req = f"GET /{token} HTTP/1.1\r\n".encode()
 
@@ -486,11 +459,11 @@ class OutputsTest(unittest.TestCase):
         with h.Nginx() as ngx:
             with h.Clearcap(["--eventaddr", out, "--eventroratesize", "1", "--rotate-keep", "2"]) as cap:
                 for t in tokens:
-                    curl_put(self, ngx.port, t, text_body(1536 * 1024, t), self.tmp)
+                    h.curl_put(self, ngx.port, t, h.text_body(1536 * 1024, t), self.tmp)
                 # The uploads' own request lines are rotated away by now
                 # (3 MiB follow each); a last small request is kept.
                 final = h.new_token()
-                curl_get(self, ngx.port, f"/{final}")
+                h.curl_get(self, ngx.port, f"/{final}")
                 last = f"GET /{final} ".encode()
 
                 def written():
@@ -526,7 +499,7 @@ class OutputsTest(unittest.TestCase):
         moved = out + ".1"
         with h.Nginx() as ngx:
             with h.Clearcap(["-l", out]) as cap:
-                cpid, _ = curl_get(self, ngx.port, f"/{t1}")
+                cpid, _ = h.curl_get(self, ngx.port, f"/{t1}")
 
                 def has_in(path, pred):
                     try:
@@ -540,7 +513,7 @@ class OutputsTest(unittest.TestCase):
                 cap.proc.send_signal(signal.SIGHUP)
                 h.wait_for(lambda: has_in(out, lambda e: "SIGHUP" in e.get("log", "")),
                            h.EVENT_TIMEOUT, what="a new file after SIGHUP")
-                cpid2, _ = curl_get(self, ngx.port, f"/{t2}")
+                cpid2, _ = h.curl_get(self, ngx.port, f"/{t2}")
                 h.wait_for(lambda: has_in(out, lambda e: e.get("pid") == cpid2 and h.has(e, f"GET /{t2} ")),
                            h.EVENT_TIMEOUT, what="t2 in the reopened file")
         self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])

@@ -55,13 +55,6 @@ def shared_tmp_dir() -> str:
     return d
 
 
-def curl(tc, port: int, path: str) -> None:
-    p = h.start_process(tc, ["curl", "-sk", "--http1.1", f"https://127.0.0.1:{port}{path}"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, _ = h.finish(p, what="curl")
-    tc.assertIn(h.RESPONSE_MARKER.encode(), out)
-
-
 def run_refused(tc, args, needle: str) -> str:
     """clearcap must refuse to start: non-zero exit, `needle` in stderr."""
     argv = [h.clearcap_bin(), *args]
@@ -91,7 +84,7 @@ class PrivateFilesTest(unittest.TestCase):
                     end = time.monotonic() + 2.6
                     n = 0
                     while time.monotonic() < end:
-                        curl(self, ngx.port, f"/{token}-{n}")
+                        h.curl_get(self, ngx.port, f"/{token}-{n}")
                         n += 1
                         time.sleep(0.2)
                 self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
@@ -160,7 +153,7 @@ class PrivateFilesTest(unittest.TestCase):
         cap_file = os.path.join(tmp, "same.ccap")
         with h.Nginx() as ngx:
             with h.Clearcap(["-w", cap_file]) as cap:
-                curl(self, ngx.port, "/" + h.new_token())
+                h.curl_get(self, ngx.port, "/" + h.new_token())
             self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
         size = os.path.getsize(cap_file)
         self.assertGreater(size, 0)
@@ -340,7 +333,7 @@ class ServersTest(unittest.TestCase):
                 try:
                     token = h.new_token()
                     for i in range(20):
-                        curl(self, ngx.port, f"/{token}-{i}")
+                        h.curl_get(self, ngx.port, f"/{token}-{i}")
                     status, body = r.api(api, "GET", "/status")
                     self.assertEqual(status, 200, body)
                     out, err = holder.communicate(timeout=120)

@@ -36,14 +36,7 @@ DETACH_ALLOWANCE = 4.0
 def upload(tc, port: int, tmp: str, mib: int = 3) -> None:
     """One curl upload of `mib` MiB over TLS: thousands of events."""
     token = h.new_token()
-    src = os.path.join(tmp, f"body-{token}")
-    line = (token + " lorem ipsum dolor sit amet\n").encode()
-    with open(src, "wb") as f:
-        f.write((line * ((mib << 20) // len(line) + 1))[: mib << 20])
-    curl = h.start_process(tc, ["curl", "-sk", "--http1.1", "-T", src, "-o", "/dev/null",
-                                f"https://127.0.0.1:{port}/upload/{token}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    h.finish(curl, what="curl upload")
+    h.curl_put(tc, port, token, h.text_body(mib << 20, token), tmp)
 
 
 class StalledPeer:
