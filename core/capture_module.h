@@ -40,6 +40,13 @@ class CaptureModule {
   virtual Result<void> retarget(const DiscoveryOptions& discovery) = 0;
   // Detaches every probe (idempotent). Records already in the rings stay.
   virtual void detach() = 0;
+  // --syscall-fd auto (SyscallFdDemand): connections whose library object
+  // has no socket were seen (true), or none for a while (false). A module in
+  // that mode attaches or detaches its syscall tracepoints; others ignore it.
+  virtual Result<void> want_syscall_fd(bool wanted) {
+    (void)wanted;
+    return {};
+  }
 };
 
 }  // namespace clearcap

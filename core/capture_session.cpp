@@ -72,6 +72,14 @@ Result<void> CaptureSession::set_filter(const std::vector<int>& pids, uint32_t u
   return rings_->set_filter(pids, uid, cgroup);
 }
 
+Result<void> CaptureSession::want_syscall_fd(bool wanted) {
+  std::lock_guard lock(control_mu_);
+  Result<void> first;
+  for (const auto& m : modules_)
+    if (auto r = m->want_syscall_fd(wanted); !r && first) first = r;
+  return first;
+}
+
 Result<void> CaptureSession::retarget(CaptureModule& module, const DiscoveryOptions& discovery) {
   std::lock_guard lock(control_mu_);
   if (stopped_) return make_error(ErrorKind::kBusy, "the capture is stopping");

@@ -57,6 +57,9 @@ class CaptureSession {
 
   // Control, from any thread.
   Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup);
+  // --syscall-fd auto: every module attaches (true) or detaches its syscall
+  // tracepoints (SyscallFdDemand). The first error, after asking them all.
+  Result<void> want_syscall_fd(bool wanted);
   // Re-runs discovery with `discovery`, which becomes the options in force.
   Result<void> retarget(CaptureModule& module, const DiscoveryOptions& discovery);
   // The discovery options in force: those of the start (remember_discovery)

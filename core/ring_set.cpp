@@ -146,6 +146,17 @@ Result<void> RingSet::share_with(bpf_object* obj) const {
   return {};
 }
 
+Result<uint64_t> RingSet::read_stat(uint32_t idx) const {
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(std::max(libbpf_num_possible_cpus(), 1)));
+  if (idx >= CC_STAT__COUNT || bpf_map_lookup_elem(stats_fd_, &idx, per_cpu.data())) {
+    int err = idx >= CC_STAT__COUNT ? EINVAL : errno;
+    return make_error(fmt::format("cannot read BPF counter {}: {}", idx, errno_text(err)), err);
+  }
+  uint64_t total = 0;
+  for (uint64_t v : per_cpu) total += v;
+  return total;
+}
+
 Result<std::array<uint64_t, CC_STAT__COUNT>> RingSet::read_stats() const {
   std::array<uint64_t, CC_STAT__COUNT> total{};
   int ncpu = libbpf_num_possible_cpus();

@@ -54,6 +54,8 @@ class RingSet {
 
   // Sums the per-CPU counters (enum cc_stat) of every family.
   Result<std::array<uint64_t, CC_STAT__COUNT>> read_stats() const;
+  // One of them (one lookup: cheap enough to poll).
+  Result<uint64_t> read_stat(uint32_t idx) const;
   // Run-time filters, applied in place: empty `pids` = every process, uid 0
   // = every user, cgroup id 0 = every cgroup (else its whole subtree).
   Result<void> set_filter(const std::vector<int>& pids, uint32_t uid, const Cgroup& cgroup = {});

@@ -22,8 +22,8 @@ namespace clearcap {
 struct ModuleOptions {
   DiscoveryOptions discovery;
   std::string mode = "text";
-  // When the syscall tracepoints may run (--syscall-fd): always, needed, never.
-  std::string syscall_fd = "always";
+  // When the syscall tracepoints may run (--syscall-fd): auto, always, needed, never.
+  std::string syscall_fd = "auto";
   uint32_t snap_len = 0;  // -m pcap: bytes per packet
 };
 

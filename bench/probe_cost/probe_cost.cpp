@@ -239,9 +239,11 @@ struct Condition {
   Probe probe;
   size_t payload;
   bool wake_every;  // wakeup_bytes = 0
-  // clearcap's --syscall-fd: always (default) keeps the syscall tracepoints
-  // attached; needed drops them when every library's fd layout is learned.
-  TlsCapture::Options::SyscallFd syscall_fd = TlsCapture::Options::SyscallFd::kAlways;
+  // clearcap's --syscall-fd: auto (default) attaches the syscall
+  // tracepoints only while a library's fd layout is unknown (here: the fn
+  // workload's test function) or a connection without a socket is seen
+  // (never here: no SyscallFdDemand runs); always keeps them attached.
+  TlsCapture::Options::SyscallFd syscall_fd = TlsCapture::Options::SyscallFd::kAuto;
   bool perf_buffer = false;  // --buffer perf: perf event rings instead of BPF rings
 };
 
@@ -491,9 +493,9 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     if (w == Work::kSsl) {
       // The other transport (--buffer perf), same records.
       conds.push_back({"ssl/clearcap-perfbuf/1k", w, Probe::kClearcap, 1024, false,
-                       TlsCapture::Options::SyscallFd::kAlways, true});
+                       TlsCapture::Options::SyscallFd::kAuto, true});
       conds.push_back({"ssl/clearcap-perfbuf/16k", w, Probe::kClearcap, 16384, false,
-                       TlsCapture::Options::SyscallFd::kAlways, true});
+                       TlsCapture::Options::SyscallFd::kAuto, true});
     }
     if (w == Work::kSsl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
       conds.push_back({"ssl/none/16k", w, Probe::kNone, 16384, false});
@@ -505,9 +507,12 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
   if (only.empty() || only == "sys") {
     conds.push_back({"sys/none/1b", Work::kSys, Probe::kNone, 1, false});
     conds.push_back({"sys/floor/1b", Work::kSys, Probe::kFloor, 1, false});
-    conds.push_back({"sys/clearcap/1b", Work::kSys, Probe::kClearcap, 1, false});
-    conds.push_back({"sys/clearcap-needed/1b", Work::kSys, Probe::kClearcap, 1, false,
-                     TlsCapture::Options::SyscallFd::kNeeded});
+    // The default (auto): every layout is known and no connection lacks a
+    // socket, so no tracepoint is attached; always: attached, gated.
+    conds.push_back({"sys/clearcap/1b", Work::kSys, Probe::kClearcap, 1, false,
+                     TlsCapture::Options::SyscallFd::kAuto});
+    conds.push_back({"sys/clearcap-always/1b", Work::kSys, Probe::kClearcap, 1, false,
+                     TlsCapture::Options::SyscallFd::kAlways});
   }
   auto stats_on = BpfStatsOn::enable();
   if (!stats_on) {

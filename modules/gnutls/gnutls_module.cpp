@@ -77,6 +77,8 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
       return k->client_random_off;
     };
   }
+  // GnuTLS has no fd layout to learn: its tracepoints are attached from the
+  // start under auto, always and needed alike (a layout that is unknown).
   if (tracepoints)
     parts.syscall_tracepoints = syscall_fd_programs(s->obj);
   else

@@ -116,13 +116,24 @@ Result<TlsCapture::Slot> TlsCapture::slot_for(const TlsTarget& t) {
 }
 
 Result<void> TlsCapture::update_tracepoints() {
-  const bool want = syscall_fd_ == Options::SyscallFd::kAlways ||
-                    (syscall_fd_ == Options::SyscallFd::kNeeded && fd_unknown_);
+  using S = Options::SyscallFd;
+  const bool want = syscall_fd_ == S::kAlways || ((syscall_fd_ == S::kNeeded || syscall_fd_ == S::kAuto) && fd_unknown_) ||
+                    (syscall_fd_ == S::kAuto && demand_);
   if (!want) {
     probes_.detach_tracepoints();
     return {};
   }
   return probes_.attach_tracepoints(syscall_fd_programs(bpf_->raw()->obj));
+}
+
+Result<void> TlsCapture::want_syscall_fd(bool wanted) {
+  if (syscall_fd_ != Options::SyscallFd::kAuto || demand_ == wanted) return {};
+  demand_ = wanted;
+  if (auto r = update_tracepoints(); !r) {
+    demand_ = !wanted;
+    return r;
+  }
+  return {};
 }
 
 std::vector<ProbeSpec> TlsCapture::probe_table(bool data) const {

@@ -32,8 +32,11 @@ class TlsCapture : public CaptureModule {
     bool keys = false; // learn each target's key layout and emit keys records at handshake completion
     bool data = true;  // hook SSL_read/SSL_write for plaintext; off in keylog mode (no per-byte traps)
     // When the syscall tracepoints run (they find the fd where the SSL
-    // object cannot give it, and run for every syscall on the machine).
-    enum class SyscallFd { kAlways, kNeeded, kNever } syscall_fd = SyscallFd::kAlways;
+    // object cannot give it, and run for every syscall on the machine):
+    // always; needed (some target's fd layout is unknown); auto (needed, or
+    // while connections without a socket BIO are seen: want_syscall_fd);
+    // never.
+    enum class SyscallFd { kAlways, kNeeded, kAuto, kNever } syscall_fd = SyscallFd::kAuto;
   };
 
   static Result<std::unique_ptr<TlsCapture>> create(const Options& opts, const RingSet& rings);
@@ -62,6 +65,7 @@ class TlsCapture : public CaptureModule {
   // Whether the system-wide syscall tracepoints are attached (some target's
   // fd layout is unknown, or --syscall-fd always).
   bool syscall_tracepoints() const override { return probes_.has_tracepoints(); }
+  Result<void> want_syscall_fd(bool wanted) override;
 
   // Attaches the data probes to one more target with the same code as
   // create(), with no layouts (bench/probe_cost uses it on a test function
@@ -82,8 +86,9 @@ class TlsCapture : public CaptureModule {
   // The layout slot of a library file (by device and inode), learning its
   // layouts the first time the file is seen. Forks: see key_layout.h.
   Result<Slot> slot_for(const TlsTarget& t);
-  // Attaches the syscall tracepoints when some target's fd layout is
-  // unknown, detaches them when none is.
+  // Attaches the syscall tracepoints when --syscall-fd says they are wanted
+  // now (always; some target's fd layout is unknown; auto and on demand),
+  // detaches them when not.
   Result<void> update_tracepoints();
 
   std::unique_ptr<Bpf> bpf_;
@@ -98,7 +103,8 @@ class TlsCapture : public CaptureModule {
   std::map<std::pair<uint64_t, uint64_t>, Slot> slots_;  // (st_dev, st_ino) -> slot
   uint32_t next_slot_ = 0;
   bool fd_unknown_ = false;  // some attached target reads its fd from syscalls
-  Options::SyscallFd syscall_fd_ = Options::SyscallFd::kAlways;
+  Options::SyscallFd syscall_fd_ = Options::SyscallFd::kAuto;
+  bool demand_ = false;  // kAuto: socketless connections were seen lately
   // How long a layout probe may take: at start-up, and later (the API's
   // retarget forks while other threads run; a child stuck on a lock another
   // thread held at the fork is killed then, and the file uses syscalls).

@@ -12,9 +12,11 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
   copts.discovery = o.discovery;
   copts.keys = o.mode == "keylog" || o.mode == "pcap";
   copts.data = o.mode == "text";
-  copts.syscall_fd = o.syscall_fd == "never"    ? TlsCapture::Options::SyscallFd::kNever
-                     : o.syscall_fd == "needed" ? TlsCapture::Options::SyscallFd::kNeeded
-                                                : TlsCapture::Options::SyscallFd::kAlways;
+  using S = TlsCapture::Options::SyscallFd;
+  copts.syscall_fd = o.syscall_fd == "never"    ? S::kNever
+                     : o.syscall_fd == "needed" ? S::kNeeded
+                     : o.syscall_fd == "always" ? S::kAlways
+                                                : S::kAuto;
   auto c = TlsCapture::create(copts, rings);
   if (!c) return tl::unexpected(c.error());
   return std::unique_ptr<CaptureModule>(std::move(*c));

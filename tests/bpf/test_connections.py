@@ -43,7 +43,10 @@ class ConnectionsTest(unittest.TestCase):
     def test_sequential_memory_bio_connections_get_their_own_ids(self):
         token = h.new_token()
         with h.Nginx() as ngx:
-            with h.Clearcap([]) as cap:
+            # Memory BIOs: the sockets come from the syscall tracepoints,
+            # attached from the start with "always" (auto would attach them
+            # only after the first connection).
+            with h.Clearcap(["--syscall-fd", "always"]) as cap:
                 client = h.start_process(self, [h.test_python(), "-c", CLIENT, str(ngx.port), token],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 out, _ = h.finish(client, what="asyncio client")

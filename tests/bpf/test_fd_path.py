@@ -8,12 +8,17 @@ syscall tracepoints (--syscall-fd).
   comes from the object, not from a syscall in the call). curl 7.88+ runs
   TLS over a BIO of its own (not a socket BIO): in this mode it has no
   addresses, and fd -1 - never a wrong fd.
-* the default (--syscall-fd always): the tracepoints are attached and curl's
-  connection gets its fd from curl's own send/recv inside the call.
+* --syscall-fd always: the tracepoints are attached and curl's connection
+  gets its fd from curl's own send/recv inside the call.
+* the default (--syscall-fd auto): no tracepoint while every connection has
+  a socket BIO (nginx, Python's ssl sockets); the first curl connection
+  (fd -1: no socket yet, never a wrong one) attaches them, and the next
+  curl and memory-BIO connections get their sockets.
 * a memory-BIO client (Python's ssl.MemoryBIO, as asyncio uses) has no
-  socket behind the SSL object. By default its socket is the one the thread
-  writes the ciphertext to right after the call (fd and tuple right); with
-  --syscall-fd needed (no tracepoints): fd -1, no tuple - never a wrong fd.
+  socket behind the SSL object. With the tracepoints its socket is the one
+  the thread writes the ciphertext to right after the call (fd and tuple
+  right); with --syscall-fd needed (no tracepoints): fd -1, no tuple -
+  never a wrong fd.
 * --syscall-fd needed --libssl /usr/bin/node (OpenSSL linked in, not
   loadable with dlopen): the layout is unknown, so the tracepoints are
   attached after all, and node is still captured.
@@ -47,8 +52,54 @@ class FdPathTest(unittest.TestCase):
     def test_learned_fd_no_tracepoints(self):
         self._learned(["--syscall-fd", "needed"], "not attached", curl_has_fd=False)
 
-    def test_default_tracepoints_give_curl_its_socket(self):
-        self._learned([], "attached", curl_has_fd=True)
+    def test_always_tracepoints_give_curl_its_socket(self):
+        self._learned(["--syscall-fd", "always"], "attached", curl_has_fd=True)
+
+    def test_auto_attaches_the_tracepoints_on_the_first_socketless_connection(self):
+        with h.Nginx() as ngx:
+            with h.Clearcap(["--debug", "--libssl", h.SYSTEM_LIBSSL]) as cap:
+                self.assertIn("syscall tracepoints: not attached (--syscall-fd auto)", cap.stderr)
+                # Python's ssl sockets: a socket BIO, nothing asks for them.
+                token = h.new_token()
+                req = f"GET /{token} HTTP/1.1\r\n"
+                py = h.start_process(self, h.py_client_argv(ngx.port, f"/{token}"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                h.finish(py, what="python client")
+                cap.wait_for(lambda evs: h.matching(evs, req, pid=py.pid, direction="write"),
+                             what="the python client's write")
+                pw = h.matching(cap.events, req, pid=py.pid, direction="write")
+                self.assertGreaterEqual(pw[0]["fd"], 0, h.describe(pw[0]))
+                self.assertNotIn("syscall tracepoints attached", cap.stderr)
+                # curl's own BIO: its first connection has no socket and
+                # asks for them.
+                first = h.new_token()
+                first_req = f"GET /{first} HTTP/1.1\r\n"
+                cpid1, _ = self._curl(ngx, f"/{first}", [])
+                cap.wait_for(lambda evs: h.matching(evs, first_req, pid=cpid1, direction="write"),
+                             what="the first curl's write")
+                h.wait_for(lambda: "syscall tracepoints attached" in cap.stderr,
+                           what="the tracepoints attached on demand")
+                # Now curl and the memory-BIO client get their sockets.
+                second = h.new_token()
+                second_req = f"GET /{second} HTTP/1.1\r\n"
+                cpid2, cport2 = self._curl(ngx, f"/{second}", [])
+                cap.wait_for(lambda evs: h.matching(evs, second_req, pid=cpid2, direction="write"),
+                             what="the second curl's write")
+                mem = self._memory_bio_client(ngx)
+                cap.wait_for(lambda evs: h.matching(evs, mem[0], pid=mem[1], direction="write"),
+                             what="the memory-BIO client's write")
+        self.assertEqual(cap.returncode, 0, cap.stderr[-3000:])
+        self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
+        w1 = h.matching(cap.events, first_req, pid=cpid1, direction="write")
+        self.assertEqual(w1[0]["fd"], -1, h.describe(w1[0]))
+        self.assertEqual(w1[0]["family"], "unknown", h.describe(w1[0]))
+        w2 = h.matching(cap.events, second_req, pid=cpid2, direction="write")
+        self.assertGreaterEqual(w2[0]["fd"], 0, h.describe(w2[0]))
+        self.assertEqual((w2[0]["src_port"], w2[0]["dst_port"]), (cport2, ngx.port), h.describe(w2[0]))
+        req, pid, local_port = mem
+        mw = h.matching(cap.events, req, pid=pid, direction="write")
+        self.assertGreaterEqual(mw[0]["fd"], 0, h.describe(mw[0]))
+        self.assertEqual((mw[0]["src_port"], mw[0]["dst_port"]), (local_port, ngx.port), h.describe(mw[0]))
 
     def _learned(self, args, tracepoints, curl_has_fd):
         with h.Nginx() as ngx:
@@ -86,22 +137,26 @@ class FdPathTest(unittest.TestCase):
         # Default: the socket the thread sends the ciphertext to right after
         # the call names the connection. --syscall-fd needed (no
         # tracepoints, the layout is known): no socket, said so.
-        for args, socket in (([], True), (["--syscall-fd", "needed"], False)):
+        for args, socket in ((["--syscall-fd", "always"], True), (["--syscall-fd", "needed"], False)):
             with self.subTest(args=args):
                 self._memory_bio(args, socket)
 
-    def _memory_bio(self, args, socket):
+    def _memory_bio_client(self, ngx):
+        """Runs the memory-BIO client once: (request line, pid, local port)."""
         token = h.new_token()
-        req = f"GET /{token} HTTP/1.1\r\n"
+        proc = h.start_process(
+            self, [h.test_python(), str(h.TESTPROGS / "py_membio_client.py"), str(ngx.port), f"/{token}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, _ = h.finish(proc, what="memory-BIO client")
+        res = json.loads(out.decode().splitlines()[-1])
+        self.assertEqual(res["status"], 200, res)
+        return f"GET /{token} HTTP/1.1\r\n", proc.pid, res["local_port"]
+
+    def _memory_bio(self, args, socket):
         with h.Nginx() as ngx:
             with h.Clearcap(["--libssl", h.SYSTEM_LIBSSL, *args]) as cap:
-                proc = h.start_process(
-                    self, [h.test_python(), str(h.TESTPROGS / "py_membio_client.py"), str(ngx.port), f"/{token}"],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                out, _ = h.finish(proc, what="memory-BIO client")
-                res = json.loads(out.decode().splitlines()[-1])
-                self.assertEqual(res["status"], 200, res)
-                pid = proc.pid
+                req, pid, local_port = self._memory_bio_client(ngx)
+                res = {"local_port": local_port}
                 cap.wait_for(lambda evs: h.matching(evs, req, pid=pid, direction="write"),
                              what="the memory-BIO client's write")
         w = h.matching(cap.events, req, pid=pid, direction="write")

@@ -343,7 +343,8 @@ class OutputsTest(unittest.TestCase):
         ws = WsServer(port)
         self.addCleanup(ws.stop)
         with h.Nginx() as ngx:
-            with h.Clearcap(["--eventaddr", f"ws://127.0.0.1:{port}/clearcap"]) as cap:
+            # curl's addresses from its first call: --syscall-fd always.
+            with h.Clearcap(["--eventaddr", f"ws://127.0.0.1:{port}/clearcap", "--syscall-fd", "always"]) as cap:
                 cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
 
                 def found():
@@ -380,7 +381,7 @@ class OutputsTest(unittest.TestCase):
             return out
 
         with h.Nginx() as ngx:
-            with h.Clearcap(["-l", f"ws://127.0.0.1:{port}/"], fmt="proto") as cap:
+            with h.Clearcap(["-l", f"ws://127.0.0.1:{port}/", "--syscall-fd", "always"], fmt="proto") as cap:
                 cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
 
                 def found():
@@ -407,7 +408,7 @@ class OutputsTest(unittest.TestCase):
         token = h.new_token()
         out = os.path.join(self.tmp, "events.pb")
         with h.Nginx() as ngx:
-            with h.Clearcap(["--eventaddr", out], fmt="proto") as cap:
+            with h.Clearcap(["--eventaddr", out, "--syscall-fd", "always"], fmt="proto") as cap:
                 t_before = time.time_ns()
                 cpid, cport = h.curl_get(self, ngx.port, f"/{token}")
                 t_after = time.time_ns()

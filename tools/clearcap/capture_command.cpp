@@ -19,6 +19,7 @@
 #include "core/capture_session.h"
 #include "core/peer_access.h"
 #include "core/privileges.h"
+#include "core/syscall_fd_demand.h"
 #include "core/target_watch.h"
 #include "modules/module_info.h"
 #include "modules/packet/packet_capture.h"
@@ -229,6 +230,12 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   }
 
   if (auto r = session.start(); !r) return console.say("{}", r.error().message), 1;
+  std::unique_ptr<SyscallFdDemand> syscall_fd_demand;
+  if (o.syscall_fd == "auto")
+    syscall_fd_demand = std::make_unique<SyscallFdDemand>(
+        [&session] { return session.rings().read_stat(CC_STAT_NO_FD); },
+        [&session](bool wanted) { return session.want_syscall_fd(wanted); },
+        [&console](const std::string& line) { console.log("{}", line); });
   if (module.library && o.rescan_seconds > 0)
     watch = std::make_unique<TargetWatch>(session, cap, *module.library, std::chrono::seconds(o.rescan_seconds),
                                           [&console](const std::string& line) { console.log("{}", line); });
@@ -335,6 +342,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   };
   if (std::string why = bounded([&] {
         if (watch) watch->stop();  // no re-target may race the stop (the counters stay readable)
+        syscall_fd_demand.reset();
         if (api) api->stop();
         session.stop();
         outs->finish();

@@ -20,7 +20,7 @@ struct CaptureCommandOptions {
   uint32_t mapsize_pages = 0;     // per CPU; 0 = from the machine (ring_pages_for_machine)
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
   std::string buffer = "ring";    // --buffer: ring (BPF ring buffers) | perf (perf event arrays)
-  std::string syscall_fd = "always";  // --syscall-fd: always | needed | never
+  std::string syscall_fd = "auto";  // --syscall-fd: auto | always | needed | never
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
   int stats_interval = 0;         // seconds between status lines on stderr, 0 = off

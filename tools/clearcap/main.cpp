@@ -143,10 +143,12 @@ int main(int argc, char** argv) {
   app.add_option("--syscall-fd", o.syscall_fd,
                  "When to run the syscall tracepoints that find the socket of a TLS connection whose library object "
                  "has no socket BIO (curl's own BIO, memory BIOs) or whose library's layout could not be learned "
-                 "(node, unknown builds): always (every connection gets its fd and addresses where any can be "
-                 "found; every read/write syscall on the machine pays a few loads), needed (only while a hooked "
-                 "library's layout is unknown; connections without a socket BIO then have no addresses), never")
-      ->check(CLI::IsMember({"always", "needed", "never"}))
+                 "(node, unknown builds); while attached, every read/write syscall on the machine runs a small "
+                 "program. auto (default): while a hooked library's layout is unknown, and from the first "
+                 "connection without a socket BIO until none has been seen for 60 s (that connection's records "
+                 "before the attach have no addresses); always (every connection gets its fd and addresses where "
+                 "any can be found); needed (only while a layout is unknown); never")
+      ->check(CLI::IsMember({"auto", "always", "needed", "never"}))
       ->capture_default_str();
   app.add_option("--readers", o.readers, "Reader threads (default: one per CPU, at most 4)")->check(CLI::Range(1, 256));
   app.add_option("--poll-ms", o.poll_ms, "How often readers look for records written without a wake-up")
