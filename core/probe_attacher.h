@@ -12,7 +12,14 @@
 //   - retarget() attaches what is new before removing what is gone, so a
 //     unit kept across the change never goes unhooked; on error nothing
 //     changes.
-//   - Destruction detaches everything, in reverse order.
+//   - Destruction detaches everything, return probes first.
+//   - Where the kernel has them (Linux 6.6+), the uprobes of one program in
+//     one unit are one uprobe_multi link (every function it runs at): a
+//     link is detached with one wait for the kernel's grace period instead
+//     of one per probe, and the links are detached in parallel, so a run
+//     ends in a fraction of a second instead of ~0.1 s per probe. Elsewhere
+//     each probe is its own perf-event link (libbpf). The programs must be
+//     loaded for the kind in use: prepare_uprobe_programs() before load.
 // Thread: one owner at a time (the capture session serialises control calls).
 #pragma once
 
@@ -51,6 +58,12 @@ struct ProbeSpec {
   std::string unless = {};
 };
 
+// Before `obj` is loaded: its uprobe/uretprobe programs are loaded for the
+// link kind ProbeAttacher uses on this kernel (uprobe_multi where it can).
+void prepare_uprobe_programs(bpf_object* obj);
+// Whether this kernel attaches uprobes as uprobe_multi links (Linux 6.6+).
+bool uprobe_multi_supported();
+
 // "dev:ino" of a file (what a probe unit is keyed by), or empty when it
 // cannot be stat()ed.
 std::string file_identity(const std::string& path);
@@ -87,13 +100,30 @@ class ProbeAttacher {
 
  private:
   using Unit = std::pair<std::string, int>;  // (file identity "dev:ino", or its path; pid); pid -1 = every process
+  // One attachment: a libbpf link, or the fd of a uprobe_multi link.
+  struct Link {
+    bpf_link* link = nullptr;
+    int fd = -1;
+  };
+  // A unit's links: entries, returns (detached first), and how many
+  // functions x kinds they hook.
+  struct Held {
+    std::vector<Link> entries, returns;
+    size_t probes = 0;
+  };
   static std::vector<Unit> units_of(const ProbeTarget& t);
-  Result<std::vector<bpf_link*>> attach_unit(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs,
-                                             uint64_t cookie);
+  // Whether attaching failed with `err` because the unit's process went
+  // away meanwhile (noted; not an error).
+  bool gone_meanwhile(const ProbeTarget& t, int pid, int err);
+  Result<Held> attach_unit(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs, uint64_t cookie);
+  Result<Held> attach_unit_multi(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs, uint64_t cookie);
+  // Every return link of `held`, then every entry link; links of one kind
+  // are detached in parallel.
+  static void destroy(std::vector<Held*> held);
   static void destroy(std::vector<bpf_link*>& links);
   void recount();
 
-  std::map<Unit, std::vector<bpf_link*>> units_;
+  std::map<Unit, Held> units_;
   std::vector<bpf_link*> tracepoints_;
   std::vector<Note> notes_;
   size_t uprobes_ = 0;

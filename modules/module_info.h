@@ -33,6 +33,7 @@ struct ModuleOptions {
 template <class Skel>
 Result<void> use_ring_set(Skel* s, const RingSet& rings) {
   if (auto r = rings.share_with(s->obj); !r) return r;
+  prepare_uprobe_programs(s->obj);  // for the ProbeAttacher's link kind
   s->rodata->wakeup_bytes = rings.options().wakeup_bytes;
   s->rodata->use_perf = rings.perf() ? 1 : 0;
   return {};
