@@ -17,6 +17,10 @@ Result<std::unique_ptr<CaptureModule>> load(const ModuleOptions& o, const RingSe
                      : o.syscall_fd == "needed" ? S::kNeeded
                      : o.syscall_fd == "always" ? S::kAlways
                                                 : S::kAuto;
+  // -m pcap pairs each connection's keys with its packets by the addresses
+  // known at the handshake, and hooks no data calls whose records could ask
+  // for the tracepoints later: under auto they are there from the start.
+  if (copts.syscall_fd == S::kAuto && o.mode == "pcap") copts.syscall_fd = S::kAlways;
   auto c = TlsCapture::create(copts, rings);
   if (!c) return tl::unexpected(c.error());
   return std::unique_ptr<CaptureModule>(std::move(*c));

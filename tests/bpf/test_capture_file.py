@@ -24,7 +24,10 @@ class CaptureFileTest(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="clearcap-capfile-") as d:
             ccap = os.path.join(d, "cap.ccap")
             with h.Nginx() as ngx:
-                with h.Clearcap(["-w", ccap]) as cap:
+                # Both ends of the curl -> nginx connection with their
+                # addresses (curl's from the syscall tracepoints, attached
+                # from the start): the export writes the flow once.
+                with h.Clearcap(["-w", ccap, "--syscall-fd", "always"]) as cap:
                     curl = h.start_process(
                         self, ["curl", "-sk", "--http1.1", f"https://127.0.0.1:{ngx.port}{path}"],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
