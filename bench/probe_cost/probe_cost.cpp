@@ -42,6 +42,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -468,7 +469,8 @@ double load_average() {
   return l;
 }
 
-int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_out, const std::string& only) {
+int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_out, const std::string& only,
+              int gap_ms) {
   const double load_before = load_average();
   auto targets = find_targets();
   if (!targets) {
@@ -530,6 +532,9 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
         return 1;
       }
       samples[i].push_back(*s);
+      // Idle between samples: the benchmark's own busy threads would
+      // otherwise raise the load average it reports as the machine's.
+      if (gap_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
     }
     log("round {}/{} done", r + 1, rounds);
   }
@@ -690,6 +695,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "smoke run: 1 round of 2000 calls");
   app.add_option("--json", json_out, "write the results as JSON to this file");
   app.add_option("--only", only, "fn, ssl or sys: one workload only")->check(CLI::IsMember({"fn", "ssl", "sys"}));
+  int gap_ms = 1000;
+  app.add_option("--gap-ms", gap_ms, "idle time between samples (default 1000; 0 in --quick)");
   size_t readers = 0;
   app.add_option("--readers", readers, "reader threads (default: clearcap's, one per CPU up to 4)");
   int pid = -1;
@@ -708,6 +715,7 @@ int main(int argc, char** argv) {
   if (quick) {
     calls = 2000;
     rounds = 1;
+    gap_ms = 0;
   }
-  return clearcap::run_bench(calls, rounds, readers, json_out, only);
+  return clearcap::run_bench(calls, rounds, readers, json_out, only, gap_ms);
 }
