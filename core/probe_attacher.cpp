@@ -37,12 +37,6 @@ std::vector<ProbeAttacher::Unit> ProbeAttacher::units_of(const ProbeTarget& t) {
   return units;
 }
 
-void ProbeAttacher::destroy(std::vector<bpf_link*>& links) {
-  // Reverse order: return probes go before their entries.
-  for (auto it = links.rbegin(); it != links.rend(); ++it) bpf_link__destroy(*it);
-  links.clear();
-}
-
 namespace {
 
 // Closes every link at once: each detach waits for a kernel grace period,
@@ -65,7 +59,16 @@ void close_parallel(std::vector<std::function<void()>>& closes) {
 
 }  // namespace
 
-void ProbeAttacher::destroy(std::vector<Held*> held) {
+void ProbeAttacher::destroy(std::vector<bpf_link*>& links) {
+  // Tracepoints: each detach waits for a grace period too, and they have no
+  // order among themselves.
+  std::vector<std::function<void()>> closes;
+  for (bpf_link* l : links) closes.push_back([l] { bpf_link__destroy(l); });
+  close_parallel(closes);
+  links.clear();
+}
+
+void ProbeAttacher::destroy(std::vector<Held*> held, std::vector<bpf_link*>* tracepoints) {
   for (bool returns : {true, false}) {
     std::vector<std::function<void()>> closes;
     for (Held* h : held)
@@ -73,8 +76,13 @@ void ProbeAttacher::destroy(std::vector<Held*> held) {
         if (l.link) closes.push_back([p = l.link] { bpf_link__destroy(p); });
         if (l.fd >= 0) closes.push_back([fd = l.fd] { ::close(fd); });
       }
+    // Tracepoints have no order with the uprobes: they go with the first
+    // batch, so their grace periods overlap too.
+    if (returns && tracepoints)
+      for (bpf_link* l : *tracepoints) closes.push_back([l] { bpf_link__destroy(l); });
     close_parallel(closes);
     for (Held* h : held) (returns ? h->returns : h->entries).clear();
+    if (returns && tracepoints) tracepoints->clear();
   }
   for (Held* h : held) h->probes = 0;
 }
@@ -299,9 +307,8 @@ void ProbeAttacher::detach_tracepoints() { destroy(tracepoints_); }
 void ProbeAttacher::detach() {
   std::vector<Held*> all;
   for (auto& [unit, held] : units_) all.push_back(&held);
-  destroy(all);
+  destroy(all, &tracepoints_);
   units_.clear();
-  destroy(tracepoints_);
   uprobes_ = 0;
 }
 

@@ -117,10 +117,10 @@ class ProbeAttacher {
   bool gone_meanwhile(const ProbeTarget& t, int pid, int err);
   Result<Held> attach_unit(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs, uint64_t cookie);
   Result<Held> attach_unit_multi(const ProbeTarget& t, int pid, std::span<const ProbeSpec> specs, uint64_t cookie);
-  // Every return link of `held`, then every entry link; links of one kind
-  // are detached in parallel.
-  static void destroy(std::vector<Held*> held);
-  static void destroy(std::vector<bpf_link*>& links);
+  // Every return link of `held` (and `tracepoints`), then every entry
+  // link; links of one batch are detached in parallel.
+  static void destroy(std::vector<Held*> held, std::vector<bpf_link*>* tracepoints = nullptr);
+  static void destroy(std::vector<bpf_link*>& links);  // tracepoints, in parallel
   void recount();
 
   std::map<Unit, Held> units_;

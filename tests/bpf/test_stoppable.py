@@ -32,6 +32,7 @@ h.privilege_gate()
 # uprobe_multi links (Linux 6.6+), ~0.1 s per uprobe (serialised in the
 # kernel, ~1.5 s for the tls module) with one perf-event link per probe.
 DETACH_ALLOWANCE = 4.0
+UPROBE_MULTI = tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 6)
 
 
 def upload(tc, port: int, tmp: str, mib: int = 3) -> None:
@@ -238,6 +239,12 @@ class StoppableTest(unittest.TestCase):
         time.sleep(0.2)
         err = "\n".join(err_lines)
         h.log(f"clearcap exited {took:.2f} s after head")
+        # "Within a second" (typically 0.6 s here): the pipe's close is seen
+        # within a main-loop tick, and the probes and tracepoints go in two
+        # parallel batches of uprobe_multi links (Linux 6.6+); with one
+        # perf-event link per probe the kernel takes ~0.1 s per probe.
+        if UPROBE_MULTI:
+            self.assertLess(took, 1.5, err[-3000:])
         self.assertEqual(proc.returncode, 0, err[-3000:])
         self.assertIn("stdout was closed by its reader: stopping", err)
         self.assertIn("--- summary", err)
