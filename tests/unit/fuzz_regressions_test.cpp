@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/http2/frames.h"
 #include "sinks/capture_file/capture_format.h"
 #include "sinks/capture_file/capture_reader.h"
 #include "test_record.h"
@@ -79,6 +80,20 @@ TEST(FuzzRegressions, CaptureReaderFuzzInputEndsOnce) {
   Event ev;
   EXPECT_FALSE((*reader)->next(ev));
   EXPECT_EQ((*reader)->records(), 0u);
+}
+
+// fuzz_http2: picked up mid-way, a plausible frame header whose length runs
+// past the bytes buffered made the search read a header beyond the buffer's
+// end (fuzz/corpus/http2/regression_sync_past_end). The search now waits
+// for more bytes.
+TEST(FuzzRegressions, Http2SearchWaitsWhenAFrameRunsPastTheBuffer) {
+  const std::vector<uint8_t> bytes = {0, 0, 100, 0, 1, 0, 0, 0, 1, '1', '2', '3', '4', '5'};
+  http2::Framer f(false);
+  f.feed(bytes);
+  http2::Frame fr;
+  EXPECT_EQ(f.next(fr), http2::Framer::State::kNeedsMoreData);
+  EXPECT_FALSE(f.synced());
+  EXPECT_EQ(f.buffered(), bytes.size()) << "kept: it may be the start of frames";
 }
 
 }  // namespace
