@@ -59,14 +59,7 @@ void close_parallel(std::vector<std::function<void()>>& closes) {
 
 }  // namespace
 
-void ProbeAttacher::destroy(std::vector<bpf_link*>& links) {
-  // Tracepoints: each detach waits for a grace period too, and they have no
-  // order among themselves.
-  std::vector<std::function<void()>> closes;
-  for (bpf_link* l : links) closes.push_back([l] { bpf_link__destroy(l); });
-  close_parallel(closes);
-  links.clear();
-}
+void ProbeAttacher::destroy(std::vector<bpf_link*>& links) { destroy({}, &links); }
 
 void ProbeAttacher::destroy(std::vector<Held*> held, std::vector<bpf_link*>* tracepoints) {
   for (bool returns : {true, false}) {
@@ -139,33 +132,53 @@ bool ProbeAttacher::gone_meanwhile(const ProbeTarget& t, int pid, int err) {
   return false;
 }
 
-Result<ProbeAttacher::Held> ProbeAttacher::attach_unit(const ProbeTarget& t, int pid,
-                                                       std::span<const ProbeSpec> specs, uint64_t cookie) {
-  if (uprobe_multi_supported()) return attach_unit_multi(t, pid, specs, cookie);
-  Held held;
+namespace {
+
+// One probe of a target: a program at a function's entry or return.
+struct Probe {
+  bpf_program* prog;
+  bool ret;
+  const std::string& symbol;
+  uint64_t offset;
+};
+
+// The probes of `specs` that target `t` has, in table order, each entry
+// before its return: the rows whose function `t` has and whose `unless`
+// function it does not.
+std::vector<Probe> probes_of(const ProbeTarget& t, std::span<const ProbeSpec> specs) {
+  std::vector<Probe> out;
   for (const ProbeSpec& s : specs) {
     auto it = t.offsets.find(s.symbol);
     if (it == t.offsets.end()) continue;
     if (!s.unless.empty() && t.offsets.count(s.unless)) continue;
-    // Entry probe first: a call that starts between the two attachments
-    // then only leaves stale per-thread state (overwritten by the thread's
-    // next call).
-    for (bool ret : {false, true}) {
-      bpf_program* prog = ret ? s.ret : s.entry;
-      if (!prog) continue;
-      LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = cookie, .retprobe = ret);
-      bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, t.path.c_str(), it->second, &uopts);
-      if (!l) {
-        int err = errno;
-        if (gone_meanwhile(t, pid, err)) return held;
-        destroy({&held});
-        return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", ret ? "uret" : "u", s.symbol,
-                                      t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "", std::strerror(err)),
-                          err);
-      }
-      (ret ? held.returns : held.entries).push_back({.link = l});
-      ++held.probes;
+    if (s.entry) out.push_back({s.entry, false, s.symbol, it->second});
+    if (s.ret) out.push_back({s.ret, true, s.symbol, it->second});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ProbeAttacher::Held> ProbeAttacher::attach_unit(const ProbeTarget& t, int pid,
+                                                       std::span<const ProbeSpec> specs, uint64_t cookie) {
+  if (uprobe_multi_supported()) return attach_unit_multi(t, pid, specs, cookie);
+  Held held;
+  // Entry probe first: a call that starts between the two attachments then
+  // only leaves stale per-thread state (overwritten by the thread's next
+  // call).
+  for (const Probe& p : probes_of(t, specs)) {
+    LIBBPF_OPTS(bpf_uprobe_opts, uopts, .bpf_cookie = cookie, .retprobe = p.ret);
+    bpf_link* l = bpf_program__attach_uprobe_opts(p.prog, pid, t.path.c_str(), p.offset, &uopts);
+    if (!l) {
+      int err = errno;
+      if (gone_meanwhile(t, pid, err)) return held;
+      destroy({&held});
+      return make_error(fmt::format("cannot attach {}probe to {} in {}{}: {}", p.ret ? "uret" : "u", p.symbol,
+                                    t.display, pid > 0 ? fmt::format(" (pid {})", pid) : "", std::strerror(err)),
+                        err);
     }
+    (p.ret ? held.returns : held.entries).push_back({.link = l});
+    ++held.probes;
   }
   return held;
 }
@@ -180,18 +193,11 @@ Result<ProbeAttacher::Held> ProbeAttacher::attach_unit_multi(const ProbeTarget& 
     std::vector<std::string> symbols;
   };
   std::vector<Group> groups;
-  for (const ProbeSpec& s : specs) {
-    auto it = t.offsets.find(s.symbol);
-    if (it == t.offsets.end()) continue;
-    if (!s.unless.empty() && t.offsets.count(s.unless)) continue;
-    for (bool ret : {false, true}) {
-      bpf_program* prog = ret ? s.ret : s.entry;
-      if (!prog) continue;
-      auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.prog == prog && x.ret == ret; });
-      if (g == groups.end()) g = groups.insert(groups.end(), Group{prog, ret, {}, {}});
-      g->offsets.push_back(it->second);
-      g->symbols.push_back(s.symbol);
-    }
+  for (const Probe& p : probes_of(t, specs)) {
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return x.prog == p.prog && x.ret == p.ret; });
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{p.prog, p.ret, {}, {}});
+    g->offsets.push_back(p.offset);
+    g->symbols.push_back(p.symbol);
   }
   // Every entry link before any return link (see attach_unit).
   std::stable_partition(groups.begin(), groups.end(), [](const Group& g) { return !g.ret; });

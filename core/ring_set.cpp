@@ -159,14 +159,10 @@ Result<uint64_t> RingSet::read_stat(uint32_t idx) const {
 
 Result<std::array<uint64_t, CC_STAT__COUNT>> RingSet::read_stats() const {
   std::array<uint64_t, CC_STAT__COUNT> total{};
-  int ncpu = libbpf_num_possible_cpus();
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(std::max(ncpu, 1)));
   for (uint32_t i = 0; i < CC_STAT__COUNT; ++i) {
-    if (bpf_map_lookup_elem(stats_fd_, &i, per_cpu.data())) {
-      int err = errno;
-      return make_error(fmt::format("cannot read BPF counters: {}", errno_text(err)), err);
-    }
-    for (uint64_t v : per_cpu) total[i] += v;
+    auto v = read_stat(i);
+    if (!v) return tl::unexpected(v.error());
+    total[i] = *v;
   }
   return total;
 }

@@ -55,19 +55,19 @@ HpackDecoder::Status HpackDecoder::decode(std::span<const uint8_t> block, std::v
   const uint8_t* in = block.data();
   size_t left = block.size();
   size_t list_bytes = 0;
+  // With a known state a failing block is broken; with an unknown one it
+  // may only refer to entries this decoder never saw.
+  auto fail = [&] {
+    const Status s = known_ ? Status::kInvalid : Status::kUnknownState;
+    out.clear();
+    restart();
+    return s;
+  };
   for (;;) {
     nghttp2_nv nv{};
     int flags = 0;
     const ssize_t n = nghttp2_hd_inflate_hd2(inf_, &nv, &flags, in, left, /*in_final=*/1);
-    if (n < 0) {
-      // An index past the table, a bad size update, bad Huffman: with a
-      // known state the block is broken; with an unknown one it may only
-      // refer to entries this decoder never saw.
-      const Status s = known_ ? Status::kInvalid : Status::kUnknownState;
-      out.clear();
-      restart();
-      return s;
-    }
+    if (n < 0) return fail();  // an index past the table, a bad size update, bad Huffman
     in += n;
     left -= static_cast<size_t>(n);
     if (flags & NGHTTP2_HD_INFLATE_EMIT) {
@@ -85,13 +85,7 @@ HpackDecoder::Status HpackDecoder::decode(std::span<const uint8_t> block, std::v
       nghttp2_hd_inflate_end_headers(inf_);
       return Status::kSuccess;
     }
-    if (n == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT)) {
-      // No progress on a final input: a truncated block.
-      const Status s = known_ ? Status::kInvalid : Status::kUnknownState;
-      out.clear();
-      restart();
-      return s;
-    }
+    if (n == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT)) return fail();  // no progress on a final input: truncated
   }
 }
 
