@@ -12,6 +12,7 @@
 #include "../tests/unit/scripted_source.h"
 #include "../tests/unit/test_record.h"
 #include "bench_data.h"
+#include "bench_merge.h"
 
 namespace clearcap {
 namespace {
@@ -42,20 +43,8 @@ void BM_Processor_Merge(benchmark::State& state) {
     recs_b.push_back(make_record(2 * i + 1, 256 - sizeof(cc_data_event)));
   }
   for (auto _ : state) {
-    state.PauseTiming();
-    test::ScriptedSource a(512 * 1024), b(512 * 1024);
-    for (size_t i = 0; i < per_source; ++i) {
-      a.add(recs_a[i]);
-      b.add(recs_b[i]);
-    }
-    a.finish();
-    b.finish();
     NullSink sink;
-    moodycamel::spsc_sema::LightweightSemaphore wake;
-    Processor p({&a, &b}, sink, {}, &wake);
-    state.ResumeTiming();
-    p.start();
-    p.join();
+    bench::merge_once(state, recs_a, recs_b, sink);
     benchmark::DoNotOptimize(sink.bytes);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(2 * per_source));

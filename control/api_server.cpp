@@ -19,7 +19,7 @@
 namespace clearcap {
 
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -114,34 +114,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(kRequestTimeout);
-    http::async_read(stream_, buf_, *parser_,
+    bhttp::async_read(stream_, buf_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
  private:
   void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset || ec == net::error::eof)
       return close();
-    if (ec == http::error::body_limit || ec == http::error::header_limit)
-      return send(http::status::payload_too_large,
+    if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit)
+      return send(bhttp::status::payload_too_large,
                   api_body(1, server_.opts.module,
                            fmt::format("request too large: headers are limited to {} bytes and bodies to {} bytes",
                                        kHeaderLimit, kBodyLimit)),
                   false);
     if (ec)
-      return send(http::status::bad_request,
+      return send(bhttp::status::bad_request,
                   api_body(1, server_.opts.module, fmt::format("malformed HTTP request: {}", ec.message())), false);
     auto& req = parser_->get();
     const bool keep = req.keep_alive();
     const PeerAccess& access = server_.gate->access();
-    if (auto why = access.check_headers(sv(req[http::field::host]), sv(req[http::field::origin])))
-      return send(http::status::forbidden, api_body(1, server_.opts.module, *why), false);
-    if (!access.token_ok(sv(req[http::field::authorization])))
-      return send(http::status::unauthorized,
+    if (auto why = access.check_headers(sv(req[bhttp::field::host]), sv(req[bhttp::field::origin])))
+      return send(bhttp::status::forbidden, api_body(1, server_.opts.module, *why), false);
+    if (!access.token_ok(sv(req[bhttp::field::authorization])))
+      return send(bhttp::status::unauthorized,
                   api_body(1, server_.opts.module, "a token is required: Authorization: Bearer <token>"), keep);
-    if (req.method() == http::verb::post && !is_json(sv(req[http::field::content_type])))
-      return send(http::status::unsupported_media_type,
+    if (req.method() == bhttp::verb::post && !is_json(sv(req[bhttp::field::content_type])))
+      return send(bhttp::status::unsupported_media_type,
                   api_body(1, server_.opts.module,
                            "the body must be sent as Content-Type: application/json (curl: -H 'Content-Type: "
                            "application/json')"),
@@ -153,18 +153,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     } catch (const std::exception& e) {
       reply = ApiReply{500, "application/json", api_body(2, server_.opts.module, fmt::format("internal error: {}", e.what()))};
     }
-    send(static_cast<http::status>(reply.status), std::move(reply.body), keep, reply.content_type);
+    send(static_cast<bhttp::status>(reply.status), std::move(reply.body), keep, reply.content_type);
   }
 
-  void send(http::status status, std::string body, bool keep_alive,
+  void send(bhttp::status status, std::string body, bool keep_alive,
             std::string_view content_type = "application/json") {
-    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
-    res->set(http::field::server, "clearcap");
-    res->set(http::field::content_type, std::string(content_type));
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(status, 11);
+    res->set(bhttp::field::server, "clearcap");
+    res->set(bhttp::field::content_type, std::string(content_type));
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+    bhttp::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec || !keep_alive) return self->close();
       self->read_next();
     });
@@ -179,7 +179,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   std::unique_ptr<ConnectionLimits::Ticket> ticket_;
   beast::flat_buffer buf_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
 };
 
 }  // namespace

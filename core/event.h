@@ -12,6 +12,29 @@
 
 namespace clearcap {
 
+namespace http {
+struct Message;
+struct Exchange;
+}  // namespace http
+
+// What an event's bytes are, as the protocol layer (proto/http/stage.h)
+// decided per connection and message; kUnset where no stage ran.
+enum class PayloadKind : uint8_t {
+  kUnset,
+  kData,  // not a protocol the layer understands
+  kHttp1Request,
+  kHttp2Request,
+  kHttp1Response,
+  kHttp2Response,
+  kWebSocket,  // after an HTTP/1.1 upgrade to websocket
+  kHttpExchange,
+};
+
+// Records the protocol layer adds in memory (never in a ring or a capture
+// file: they are derived again from the data whenever it is replayed).
+constexpr uint16_t kRecHttpMessage = 0x100;   // `http` is set
+constexpr uint16_t kRecHttpExchange = 0x101;  // `exchange` is set
+
 enum class Direction : uint8_t { kWrite = CC_DIR_WRITE, kRead = CC_DIR_READ };
 
 struct Event {
@@ -47,6 +70,13 @@ struct Event {
   std::span<const uint8_t> record;
   uint32_t ifindex = 0;   // packets: interface
   uint32_t wire_len = 0;  // packets: length on the wire (>= payload.size())
+  // Set by the protocol layer. A data event's kind; `consumed`: every byte
+  // of it went into a message the layer understood (text output then shows
+  // the message rather than the bytes).
+  PayloadKind kind = PayloadKind::kUnset;
+  bool consumed = false;
+  const http::Message* http = nullptr;       // kRecHttpMessage
+  const http::Exchange* exchange = nullptr;  // kRecHttpExchange
 
   bool has_tuple() const { return (flags & CC_FLAG_HAS_TUPLE) && family != 0; }
   // The module that produced the event: from the data record's source

@@ -1,7 +1,7 @@
 // Bytes from a client of the configuration API through Boost.Beast's
 // request parser, set up as control/api_server.cpp sets up its own (headers
-// 8 KiB, bodies 64 KiB, string body) and read the way http::async_read reads
-// (http::read over a stream that hands the bytes over in pieces), request
+// 8 KiB, bodies 64 KiB, string body) and read the way bhttp::async_read reads
+// (bhttp::read over a stream that hands the bytes over in pieces), request
 // after request while the connection stays open. The limits are private to
 // api_server.cpp, so they are repeated here: keep the two in step.
 #include <algorithm>
@@ -16,7 +16,7 @@
 namespace {
 
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 namespace net = boost::asio;
 
 constexpr size_t kHeaderLimit = 8 * 1024;  // as api_server.cpp
@@ -62,16 +62,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   beast::flat_buffer buf;
   size_t sum = 0;
   for (int requests = 0; requests < 64; ++requests) {
-    http::request_parser<http::string_body> parser;
+    bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(kBodyLimit);
     beast::error_code ec;
-    http::read(stream, buf, parser, ec);
+    bhttp::read(stream, buf, parser, ec);
     if (ec) break;  // the server answers 400/413 or closes: the connection ends
     // What the server takes from a request before the handler runs.
     auto& req = parser.get();
     sum += req.method_string().size() + req.target().size() + req.body().size() +
-           req[http::field::authorization].size();
+           req[bhttp::field::authorization].size();
     if (!req.keep_alive()) break;
   }
   volatile size_t keep = sum;

@@ -15,7 +15,7 @@ BUILD_PKGS=(
   libexpected-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libbenchmark-dev
   libprotobuf-dev protobuf-compiler libboost-dev libnghttp2-dev
-  libhttp-parser-dev
+  libhttp-parser-dev zlib1g-dev libbrotli-dev  # HTTP/1 framing; Content-Encoding decoding (proto/http)
   libssl-dev
   libpcap-dev
   libnss3-dev libnspr4-dev libgnutls28-dev  # test clients of the nss and gnutls modules (tests/testprogs, tests/bpf/module)
@@ -26,7 +26,8 @@ BUILD_PKGS=(
 TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-protobuf python3-websocket python3-websockets
   prometheus  # promtool judges GET /metrics
   gnutls-bin wget  # GnuTLS clients (gnutls-cli; Debian's wget is built with GnuTLS)
-  libnss3-tools)  # tstclnt, an NSS client
+  libnss3-tools  # tstclnt, an NSS client
+  python3-h2 nghttp2-client)  # HTTP/2 clients: several streams on one connection (python3-h2), h2load
 
 # Only tools/perf-harness needs these; it installs them itself (--perf), so
 # the test run does not.

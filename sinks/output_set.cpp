@@ -49,9 +49,38 @@ Result<std::unique_ptr<OutputSet>> OutputSet::create(OutputOptions opts, const s
   auto o = Outputs::create(opts);
   if (!o) return tl::unexpected(o.error());
   self->outputs_ = std::move(*o);
-  self->sink_ = &self->outputs_->sink();
-  self->front_.to = self->sink_;
+  self->opts_ = opts;
+  self->rebuild();
   return self;
+}
+
+void OutputSet::rebuild() {
+  tees_.clear();
+  auto tee = [&](EventSink& a, EventSink& b) {
+    tees_.push_back(std::make_unique<TeeSink>(a, b));
+    return tees_.back().get();
+  };
+  // -w: events go to the capture file, and to the event outputs only when
+  // some were given. Packets (-m pcap) are for the pcapng only.
+  const bool outputs_take = !record_ || (outputs_->has_event_outputs() && !pcap_mode_);
+  EventSink* events = nullptr;
+  if (outputs_take && ecq_) events = tee(outputs_->sink(), *ecq_);
+  else if (outputs_take) events = &outputs_->sink();
+  else if (ecq_) events = ecq_.get();
+  // Parsing runs only when something shows events.
+  if (events && opts_.http && !pcap_mode_) {
+    events_.to = events;
+    if (!stage_) {
+      http::Stage::Options so;
+      so.summary_only = opts_.http_summary;
+      so.body_max = opts_.http_body_max;
+      stage_ = std::make_unique<http::Stage>(events_, so);
+    }
+    events = stage_.get();
+  }
+  if (record_ && events) sink_ = tee(*record_, *events);
+  else sink_ = record_ ? record_.get() : events;
+  front_.to = sink_;
 }
 
 OutputSet::~OutputSet() { close(); }
@@ -92,16 +121,8 @@ Result<void> OutputSet::add_record(Record r) {
     capture_file_ = w->get();
     record_ = std::move(*w);
   }
-  if (!record_) return {};
-  // -w: events go to the capture file (like tcpdump -w), and also to every
-  // --eventaddr when some are given. Packets are for the pcapng only.
-  if (outputs_->has_event_outputs() && !pcap_mode) {
-    tees_.push_back(std::make_unique<TeeSink>(*record_, outputs_->sink()));
-    sink_ = tees_.back().get();
-  } else {
-    sink_ = record_.get();
-  }
-  front_.to = sink_;
+  pcap_mode_ = pcap_mode;
+  rebuild();
   return {};
 }
 
@@ -109,9 +130,7 @@ Result<void> OutputSet::add_ecaptureq(EcaptureqServer::Options opts) {
   auto server = EcaptureqServer::start(std::move(opts));
   if (!server) return tl::unexpected(server.error());
   ecq_ = std::move(*server);
-  tees_.push_back(std::make_unique<TeeSink>(*sink_, *ecq_));
-  sink_ = tees_.back().get();
-  front_.to = sink_;
+  rebuild();
   return {};
 }
 
@@ -125,6 +144,7 @@ void OutputSet::reopen() {
 void OutputSet::finish() {
   if (finished_) return;
   finished_ = true;
+  if (stage_) stage_->finish();  // messages in progress and unanswered requests, reported
   sink_->flush();
   if (capture_file_) capture_file_->finish();  // last frame compressed and written, file closed
   outputs_->close_events();
@@ -147,6 +167,7 @@ void OutputSet::collect_stats(std::vector<SinkStats>& out) const {
 
 std::vector<std::string> OutputSet::summary_lines(uint64_t truncated) const {
   std::vector<std::string> out;
+  if (stage_) out.push_back(stage_->summary_line());
   if (keylog_)
     out.push_back(fmt::format(
         "keys: {} handshakes written to {} ({} duplicates of a written client random, {} incomplete)",

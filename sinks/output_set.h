@@ -22,6 +22,7 @@
 #include "sinks/transports/outputs.h"
 #include "sinks/packet_filter.h"
 #include "sinks/pcap_sink.h"
+#include "proto/http/stage.h"
 
 namespace clearcap {
 
@@ -74,6 +75,8 @@ class OutputSet {
   // The record file's summary lines (keys written, packets); `truncated` is
   // the kernel's count of packets cut to the snap length.
   std::vector<std::string> summary_lines(uint64_t truncated) const;
+  // The protocol stage's counters, when it ran.
+  const http::Stage* http_stage() const { return stage_.get(); }
   // After the summary: the capture file's frames, network outputs' deliveries.
   std::vector<std::string> delivery_lines() const;
 
@@ -98,6 +101,15 @@ class OutputSet {
   std::unique_ptr<EcaptureqServer> ecq_;
   std::vector<std::unique_ptr<EventSink>> tees_;
   EventSink* sink_ = nullptr;  // head of the chain; front_ forwards to it
+  // The protocol stage in front of the event outputs and the eCaptureQ
+  // server (never the record file: it keeps the raw records), when they
+  // exist and --no-http is not given; events_ forwards what it passes on.
+  std::unique_ptr<http::Stage> stage_;
+  Front events_;
+  OutputOptions opts_;
+  bool pcap_mode_ = false;
+  // Builds the chain from what exists: record file, event outputs, server.
+  void rebuild();
   RotatingFile::Options rotation_;
   bool finished_ = false;
   int zstd_level_ = 1;

@@ -1,5 +1,7 @@
 #include "sinks/ecaptureq/ecaptureq_convert.h"
 
+#include "sinks/encoders/http_render.h"
+
 #include <random>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -61,6 +63,16 @@ void fill_log_entry(const Event& ev, const FormatOptions& opts, ecaptureq::LogEn
       if (static_cast<uint8_t>(c) >= 0x80) c = '?';
   }
   e->set_type(static_cast<uint32_t>(ecq_event_type(payload_type(ev))));
+  if (ev.http || ev.exchange) {
+    // A parsed message: the request/response as text (spec: "for parsed
+    // HTTP: the request/response as text"); an exchange: its summary line.
+    std::string* payload = e->mutable_payload();
+    payload->clear();
+    if (ev.http) render_message(*ev.http, opts.hex, *payload);
+    else render_exchange(*ev.exchange, *payload);
+    e->set_length(static_cast<uint32_t>(payload->size()));
+    return;
+  }
   e->set_length(static_cast<uint32_t>(shown.bytes.size()));
   std::string* payload = e->mutable_payload();
   payload->clear();

@@ -1,5 +1,7 @@
 #include "sinks/ecaptureq/ecaptureq_server.h"
 
+#include "sinks/encoders/http_render.h"
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -27,7 +29,7 @@
 namespace clearcap {
 
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace bhttp = beast::http;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
@@ -172,7 +174,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(8 * 1024);
     parser_->body_limit(4 * 1024);
-    http::async_read(stream_, buf_, *parser_,
+    bhttp::async_read(stream_, buf_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_request(ec); });
   }
 
@@ -204,32 +206,32 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string_view path = target.substr(0, q);
     const std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
     if (path != server_.opts.url.path)
-      return reply(http::status::not_found, fmt::format("no eCaptureQ stream at {}; use {}", path, server_.opts.url.path));
+      return reply(bhttp::status::not_found, fmt::format("no eCaptureQ stream at {}; use {}", path, server_.opts.url.path));
     if (!websocket::is_upgrade(req_))
-      return reply(http::status::bad_request, "this is clearcap's eCaptureQ WebSocket stream: connect with a WebSocket client");
-    if (auto why = server_.gate->access().check_headers(sv(req_[http::field::host]), sv(req_[http::field::origin])))
-      return reply(http::status::forbidden, *why);
-    if (!server_.gate->access().token_ok(sv(req_[http::field::authorization]), query_param(query, "token")))
-      return reply(http::status::unauthorized, "a token is required: Authorization: Bearer <token> or ?token=<token>");
+      return reply(bhttp::status::bad_request, "this is clearcap's eCaptureQ WebSocket stream: connect with a WebSocket client");
+    if (auto why = server_.gate->access().check_headers(sv(req_[bhttp::field::host]), sv(req_[bhttp::field::origin])))
+      return reply(bhttp::status::forbidden, *why);
+    if (!server_.gate->access().token_ok(sv(req_[bhttp::field::authorization]), query_param(query, "token")))
+      return reply(bhttp::status::unauthorized, "a token is required: Authorization: Bearer <token> or ?token=<token>");
     stream_.expires_never();
     ws_.emplace(std::move(stream_));
     ws_->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_->set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "clearcap"); }));
+        [](websocket::response_type& res) { res.set(bhttp::field::server, "clearcap"); }));
     // Client frames are read and ignored: keep them small.
     ws_->read_message_max(64 * 1024);
     ws_->binary(true);
     ws_->async_accept(req_, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
   }
 
-  void reply(http::status status, std::string text) {
-    auto res = std::make_shared<http::response<http::string_body>>(status, req_.version());
-    res->set(http::field::server, "clearcap");
-    res->set(http::field::content_type, "text/plain");
+  void reply(bhttp::status status, std::string text) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(status, req_.version());
+    res->set(bhttp::field::server, "clearcap");
+    res->set(bhttp::field::content_type, "text/plain");
     res->keep_alive(false);
     res->body() = std::move(text) + "\n";
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, size_t) {
+    bhttp::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, size_t) {
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     });
@@ -319,8 +321,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<websocket::stream<beast::tcp_stream>> ws_;
   beast::flat_buffer buf_;
   beast::flat_buffer rbuf_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  http::request<http::string_body> req_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bhttp::request<bhttp::string_body> req_;
   net::steady_timer heartbeat_;
   std::unique_ptr<ConnectionLimits::Ticket> ticket_;
   std::deque<Message> queue_;
@@ -512,10 +514,21 @@ void EcaptureqServer::write(const Event& ev) {
   const size_t comm_len = std::min(ev.comm.size(), sizeof(slot->comm));
   std::memcpy(slot->comm, ev.comm.data(), comm_len);
   e.comm = std::string_view(slot->comm, comm_len);
-  const ShownPayload shown = shown_payload(ev, d.format);
-  slot->payload.assign(as_chars(shown.bytes));
-  e.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(slot->payload.data()), slot->payload.size());
   slot->hex = d.format.hex;
+  if (ev.http || ev.exchange) {
+    // A parsed message or an exchange lives only during this call: it is
+    // rendered here, as the text the spec's payload holds for parsed HTTP.
+    slot->payload.clear();
+    if (ev.http) render_message(*ev.http, d.format.hex, slot->payload);
+    else render_exchange(*ev.exchange, slot->payload);
+    e.http = nullptr;
+    e.exchange = nullptr;
+    slot->hex = false;
+  } else {
+    const ShownPayload shown = shown_payload(ev, d.format);
+    slot->payload.assign(as_chars(shown.bytes));
+  }
+  e.payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(slot->payload.data()), slot->payload.size());
   d.full.try_enqueue(slot);  // cannot fail: the queue holds every slot
   d.notify();
 }

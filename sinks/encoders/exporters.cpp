@@ -5,9 +5,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "proto/http/stage.h"
 #include "sinks/encoders/json_encoder.h"
 #include "sinks/encoders/pcapng_export.h"
 #include "sinks/encoders/text_encoder.h"
@@ -58,22 +60,49 @@ Result<void> OutFile::close() {
 
 namespace {
 
-// JSON lines and text: the same encoders as the live output.
+// JSON lines and text: the same encoders as the live output, behind the
+// same protocol stage (message and exchange events, kinds decided per
+// connection), so an export shows what the live run showed.
 class EncoderExporter : public Exporter {
  public:
   EncoderExporter(std::unique_ptr<OutFile> out, std::unique_ptr<Encoder> enc)
-      : out_(std::move(out)), enc_(std::move(enc)) {}
+      : sink_(std::move(out), std::move(enc)), stage_(sink_, {}) {}
   Result<void> write(const Event& ev) override {
-    buf_.clear();
-    enc_->encode(ev, buf_);
-    return out_->append(buf_);
+    stage_.write(ev);
+    return sink_.take_error();
   }
-  Result<void> finish() override { return out_->close(); }
+  Result<void> finish() override {
+    stage_.finish();
+    if (auto r = sink_.take_error(); !r) return r;
+    return sink_.out->close();
+  }
+  std::vector<std::string> notes() const override { return {stage_.summary_line()}; }
 
  private:
-  std::unique_ptr<OutFile> out_;
-  std::unique_ptr<Encoder> enc_;
-  std::string buf_;
+  // What the stage passes on, encoded into the file; the first write error
+  // is kept for the exporter to return.
+  struct EncodeSink : EventSink {
+    EncodeSink(std::unique_ptr<OutFile> o, std::unique_ptr<Encoder> e) : out(std::move(o)), enc(std::move(e)) {}
+    void write(const Event& ev) override {
+      buf.clear();
+      enc->encode(ev, buf);
+      if (auto r = out->append(buf); !r && !error) error = r.error();
+    }
+    void flush() override {}
+    void collect_stats(std::vector<SinkStats>&) const override {}
+    Result<void> take_error() {
+      if (!error) return {};
+      auto e = std::move(*error);
+      error.reset();
+      return tl::unexpected(std::move(e));
+    }
+    std::unique_ptr<OutFile> out;
+    std::unique_ptr<Encoder> enc;
+    std::string buf;
+    std::optional<Error> error;
+  };
+  EncodeSink sink_;
+  http::Stage stage_;
 };
 
 }  // namespace

@@ -225,6 +225,17 @@ void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes) {
 // Only the start of a call can begin an HTTP/1 message; later chunks are data
 // even if their bytes happen to look like one.
 std::string_view payload_type(const Event& ev) {
+  switch (ev.kind) {
+    case PayloadKind::kUnset: break;
+    case PayloadKind::kData: return "data";
+    case PayloadKind::kHttp1Request: return "http1_request";
+    case PayloadKind::kHttp2Request: return "http2_request";
+    case PayloadKind::kHttp1Response: return "http1_response";
+    case PayloadKind::kHttp2Response: return "http2_response";
+    case PayloadKind::kWebSocket: return "websocket";
+    case PayloadKind::kHttpExchange: return "http_exchange";
+  }
+  // No protocol stage ran (capture-file export): the start of the chunk.
   static constexpr std::string_view kMethods[] = {"GET",  "POST",    "PUT",     "DELETE", "HEAD",
                                                   "OPTIONS", "PATCH", "CONNECT", "TRACE"};
   if (ev.call_off != 0) return "data";

@@ -203,8 +203,10 @@ size_t find_byte(std::string_view s, size_t i, Match16 match16, Match match) {
 // 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|
 void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes);
 
-// What an event's payload looks like: "http1_request", "http1_response" or
-// "data" (the JSON "type" field; the proto Event.type is mapped from it).
+// What an event is (the JSON "type" field; the proto Event.type is mapped
+// from it): as the protocol stage decided (http1_request, http2_response,
+// websocket, http_exchange, data, ...), else guessed from the chunk's start
+// ("http1_request", "http1_response" or "data").
 std::string_view payload_type(const Event& ev);
 
 }  // namespace clearcap

@@ -1,24 +1,22 @@
-// HAR export: HTTP/1.x requests and responses reassembled from the captured
-// streams, parsed with the http-parser library (Debian libhttp-parser-dev),
-// paired in order on each connection, written as HAR 1.2.
+// HAR export: the exchanges the protocol layer (proto/http/stage.h) pairs
+// from the captured streams - HTTP/1.x and HTTP/2 - written as HAR 1.2.
+// The same stage as the live outputs does the parsing, pairing and body
+// decoding; this file only lays the exchanges out as HAR entries.
 //
-// Reassembly: chunks of one connection and direction arrive in `seq` order
-// (one thread's calls, merged by time); a chunk that starts past the
-// expected offset is a capture gap: the message in progress is abandoned and
-// counted, the parser restarts. Overlapping bytes (seen twice) are skipped.
-// As in the pcapng export, one process owns a 4-tuple; the other end's
-// events are left out (they would duplicate every entry).
-#include <http_parser.h>
+// As in the pcapng export, one process owns a 4-tuple: the other end's
+// events of the same connection are left out (they would duplicate every
+// entry).
 #include <sys/socket.h>
 
 #include <cstring>
-#include <deque>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "core/json_text.h"
+#include "proto/http/stage.h"
 #include "sinks/encoders/format_util.h"
+#include "sinks/encoders/http_render.h"
 #include "sinks/encoders/pcapng_export.h"
 
 namespace clearcap {
@@ -55,98 +53,18 @@ std::string iso_time(uint64_t ns) {
                      t.tm_hour, t.tm_min, t.tm_sec, (ns / 1'000'000) % 1000);
 }
 
-struct Message {
-  bool request = false;
-  std::string method, url, status_text;
-  int status = 0;
-  int major = 1, minor = 1;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  uint64_t start_ns = 0, end_ns = 0;
-  uint64_t header_bytes = 0;
-};
-
-struct Conn;
-
-struct Dir {
-  http_parser parser{};
-  Conn* conn = nullptr;
-  uint64_t expected = 0;
-  bool started = false;
-  bool failed = false;  // parser error: ignore this direction until a gap resets it
-  bool in_value = false;
-  uint64_t now_ns = 0;
-  Message msg;
-};
-
-struct Conn {
-  uint32_t pid = 0;
-  uint64_t conn_id = 0;
-  std::string server;  // "ip:port" of the server end, for the URL's host when no Host header
-  Dir dirs[2];
-  std::deque<Message> requests;
-  class HarExporter* owner = nullptr;
-};
+std::string version_text(const http::Message& m) {
+  return m.version == http::Version::kHttp2 ? "HTTP/2" : std::string(http::version_name(m.version));
+}
 
 class HarExporter : public Exporter {
  public:
-  HarExporter(std::unique_ptr<OutFile> out, std::string version) : out_(std::move(out)), version_(std::move(version)) {
-    http_parser_settings_init(&settings_);
-    settings_.on_message_begin = [](http_parser* p) {
-      Dir* d = static_cast<Dir*>(p->data);
-      d->msg = Message{};
-      d->msg.start_ns = d->now_ns;
-      d->in_value = false;
-      return 0;
-    };
-    settings_.on_url = [](http_parser* p, const char* at, size_t n) {
-      static_cast<Dir*>(p->data)->msg.url.append(at, n);
-      return 0;
-    };
-    settings_.on_status = [](http_parser* p, const char* at, size_t n) {
-      static_cast<Dir*>(p->data)->msg.status_text.append(at, n);
-      return 0;
-    };
-    settings_.on_header_field = [](http_parser* p, const char* at, size_t n) {
-      Dir* d = static_cast<Dir*>(p->data);
-      if (d->in_value || d->msg.headers.empty()) d->msg.headers.emplace_back();
-      d->in_value = false;
-      d->msg.headers.back().first.append(at, n);
-      return 0;
-    };
-    settings_.on_header_value = [](http_parser* p, const char* at, size_t n) {
-      Dir* d = static_cast<Dir*>(p->data);
-      if (d->msg.headers.empty()) d->msg.headers.emplace_back();
-      d->in_value = true;
-      d->msg.headers.back().second.append(at, n);
-      return 0;
-    };
-    settings_.on_headers_complete = [](http_parser* p) {
-      Dir* d = static_cast<Dir*>(p->data);
-      d->msg.request = p->type == HTTP_REQUEST;
-      d->msg.method = http_method_str(static_cast<http_method>(p->method));
-      d->msg.status = p->status_code;
-      d->msg.major = p->http_major;
-      d->msg.minor = p->http_minor;
-      d->msg.header_bytes = p->nread;
-      // A response to HEAD has no body whatever its headers say.
-      if (!d->msg.request && !d->conn->requests.empty() && d->conn->requests.front().method == "HEAD") return 1;
-      return 0;
-    };
-    settings_.on_body = [](http_parser* p, const char* at, size_t n) {
-      static_cast<Dir*>(p->data)->msg.body.append(at, n);
-      return 0;
-    };
-    settings_.on_message_complete = [](http_parser* p) {
-      Dir* d = static_cast<Dir*>(p->data);
-      d->msg.end_ns = d->now_ns;
-      d->msg.request = p->type == HTTP_REQUEST || (p->type == HTTP_BOTH && d->msg.status == 0);
-      d->conn->owner->complete(*d->conn, std::move(d->msg));
-      return 0;
-    };
-  }
+  HarExporter(std::unique_ptr<OutFile> out, std::string version)
+      : out_(std::move(out)), version_(std::move(version)), sink_(this), stage_(sink_, summary_options()) {}
 
   Result<void> write(const Event& ev) override {
+    if (ev.record_type != CC_REC_DATA) return {};
+    // One process per 4-tuple: the first seen owns it.
     std::string key;
     if (ev.has_tuple()) {
       const uint8_t *a = ev.saddr, *b = ev.daddr;
@@ -157,77 +75,22 @@ class HarExporter : public Exporter {
     } else {
       key = fmt::format("pid{}conn{}", ev.pid, ev.conn_id);
     }
-    auto it = conns_.find(key);
-    if (it == conns_.end()) {
-      auto c = std::make_unique<Conn>();
-      c->pid = ev.pid;
-      c->conn_id = ev.conn_id;
-      c->owner = this;
-      if (ev.has_tuple()) {
-        // The server is the end with the lower port (as in the pcapng export).
-        const bool src_server = ev.sport < ev.dport;
-        IpText ip(addr_family(ev), src_server ? ev.saddr : ev.daddr);
-        c->server = ev.family == AF_INET6 ? fmt::format("[{}]:{}", ip.view(), src_server ? ev.sport : ev.dport)
-                                        : fmt::format("{}:{}", ip.view(), src_server ? ev.sport : ev.dport);
-      }
-      for (Dir& d : c->dirs) {
-        d.conn = c.get();
-        http_parser_init(&d.parser, HTTP_BOTH);
-        d.parser.data = &d;
-      }
-      it = conns_.emplace(key, std::move(c)).first;
+    auto [it, fresh] = owners_.try_emplace(key, Owner{ev.pid, ev.conn_id, {}});
+    if (fresh && ev.has_tuple()) {
+      // The server is the end with the lower port (as in the pcapng export).
+      const bool src_server = ev.sport < ev.dport;
+      IpText ip(addr_family(ev), src_server ? ev.saddr : ev.daddr);
+      it->second.server = ev.family == AF_INET6 ? fmt::format("[{}]:{}", ip.view(), src_server ? ev.sport : ev.dport)
+                                              : fmt::format("{}:{}", ip.view(), src_server ? ev.sport : ev.dport);
+      servers_[ev.conn_id] = it->second.server;
     }
-    Conn& c = *it->second;
-    if (c.pid != ev.pid || c.conn_id != ev.conn_id) return {};  // the other end of a connection we have
-    Dir& d = c.dirs[ev.direction == Direction::kRead ? 1 : 0];
-    auto data = as_chars(ev.payload);
-    if (d.started && ev.seq < d.expected) {  // bytes seen already
-      const uint64_t skip = d.expected - ev.seq;
-      if (skip >= data.size()) return {};
-      data.remove_prefix(skip);
-    } else if (d.started && ev.seq > d.expected) {
-      gaps_++;
-      if (d.parser.nread > 0 || !d.msg.headers.empty()) abandoned_++;
-      http_parser_init(&d.parser, HTTP_BOTH);
-      d.parser.data = &d;
-      d.failed = false;
-    }
-    d.started = true;
-    d.expected = std::max(d.expected, ev.seq + ev.payload.size());
-    if (d.failed) return {};
-    d.now_ns = ev.wall_ns;
-    size_t n = http_parser_execute(&d.parser, &settings_, data.data(), data.size());
-    if (n != data.size() && HTTP_PARSER_ERRNO(&d.parser) != HPE_OK) {
-      not_http_++;
-      d.failed = true;
-    }
+    if (it->second.pid != ev.pid || it->second.conn_id != ev.conn_id) return {};
+    stage_.write(ev);
     return {};
   }
 
-  void complete(Conn& c, Message m) {
-    if (m.request) {
-      c.requests.push_back(std::move(m));
-      return;
-    }
-    if (c.requests.empty()) {
-      orphan_responses_++;
-      return;
-    }
-    Message req = std::move(c.requests.front());
-    c.requests.pop_front();
-    entry(c, req, &m);
-  }
-
   Result<void> finish() override {
-    for (auto& [k, c] : conns_) {
-      // An HTTP/1.0 or close-delimited response ends with the stream.
-      for (Dir& d : c->dirs)
-        if (!d.failed && d.started) http_parser_execute(&d.parser, &settings_, nullptr, 0);
-      while (!c->requests.empty()) {
-        entry(*c, c->requests.front(), nullptr);
-        c->requests.pop_front();
-      }
-    }
+    stage_.finish();
     std::string doc = "{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"clearcap\",\"version\":";
     json_str(doc, version_);
     doc += "},\"entries\":[";
@@ -239,15 +102,44 @@ class HarExporter : public Exporter {
 
   std::vector<std::string> notes() const override {
     std::vector<std::string> n{fmt::format("har: {} entries", count_)};
-    if (gaps_ || abandoned_)
-      n.push_back(fmt::format("har: {} stream gaps; {} HTTP messages cut by them left out", gaps_, abandoned_));
-    if (not_http_) n.push_back(fmt::format("har: {} streams are not HTTP/1.x and were left out", not_http_));
-    if (orphan_responses_) n.push_back(fmt::format("har: {} responses without their request left out", orphan_responses_));
+    if (no_request_) n.push_back(fmt::format("har: {} responses without their request left out", no_request_));
+    n.push_back(stage_.summary_line());
     return n;
   }
 
  private:
-  void headers(std::string& o, const Message& m) {
+  struct Owner {
+    uint32_t pid;
+    uint64_t conn_id;
+    std::string server;
+  };
+
+  static http::Stage::Options summary_options() {
+    http::Stage::Options o;
+    o.summary_only = true;  // exchanges are all a HAR holds
+    return o;
+  }
+
+  // What the stage passes on: only exchanges (summary mode).
+  struct ExchangeSink : EventSink {
+    explicit ExchangeSink(HarExporter* o) : owner(o) {}
+    void write(const Event& ev) override { owner->on_exchange(ev); }
+    void flush() override {}
+    void collect_stats(std::vector<SinkStats>&) const override {}
+    HarExporter* owner;
+  };
+
+  void on_exchange(const Event& ev) {
+    if (!ev.exchange) return;
+    const http::Exchange& x = *ev.exchange;
+    if (!x.request) {
+      ++no_request_;
+      return;
+    }
+    entry(ev, *x.request, x.response);
+  }
+
+  void headers(std::string& o, const http::Message& m) {
     o += "\"headers\":[";
     bool first = true;
     for (const auto& [k, v] : m.headers) {
@@ -262,83 +154,86 @@ class HarExporter : public Exporter {
     o += "]";
   }
 
-  static std::string header(const Message& m, std::string_view name) {
-    for (const auto& [k, v] : m.headers)
-      if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
-    return {};
-  }
-
-  void content(std::string& o, const Message& m) {
-    std::string mime = header(m, "Content-Type");
-    o += "\"content\":{\"size\":" + std::to_string(m.body.size()) + ",\"mimeType\":";
-    json_str(o, mime);
-    if (is_valid_utf8(m.body)) {
+  // HAR's content is the decoded body (Content-Encoding undone).
+  void content(std::string& o, const http::Message& m) {
+    const std::string_view text = display_body(m);
+    o += "\"content\":{\"size\":" + std::to_string(text.size()) + ",\"mimeType\":";
+    json_str(o, m.header("content-type"));
+    if (is_valid_utf8(text)) {
       o += ",\"text\":";
-      json_str(o, m.body);
+      json_str(o, text);
     } else {
       o += ",\"encoding\":\"base64\",\"text\":\"";
-      base64(o, m.body);
+      base64(o, text);
       o += '"';
     }
     o += '}';
   }
 
-  void entry(const Conn& c, const Message& req, const Message* resp) {
+  void entry(const Event& ev, const http::Message& req, const http::Message* resp) {
     std::string& o = entries_;
     if (count_++) o += ',';
-    std::string url = req.url;
+    const int64_t wall_offset = int64_t(ev.wall_ns) - int64_t(ev.boot_ns);
+    auto wall = [&](uint64_t boot) { return uint64_t(int64_t(boot) + wall_offset); };
+    std::string url = req.path;
     if (!url.empty() && url[0] == '/') {
-      std::string host = header(req, "Host");
-      url = "https://" + (host.empty() ? c.server : host) + url;
+      std::string host(req.authority.empty() ? req.header("host") : std::string_view(req.authority));
+      if (host.empty()) host = servers_[ev.conn_id];
+      url = (req.scheme.empty() ? "https" : req.scheme) + "://" + host + url;
     }
     const double ms = 1e-6;
-    const uint64_t req_end = req.end_ns ? req.end_ns : req.start_ns;
-    double send = static_cast<double>(req_end - req.start_ns) * ms;
-    double wait = resp && resp->start_ns >= req_end ? static_cast<double>(resp->start_ns - req_end) * ms : 0;
-    double receive = resp && resp->end_ns >= resp->start_ns ? static_cast<double>(resp->end_ns - resp->start_ns) * ms : 0;
-    o += "{\"startedDateTime\":\"" + iso_time(req.start_ns) + "\"";
+    const uint64_t req_end = req.last_ns ? req.last_ns : req.first_ns;
+    const double send = static_cast<double>(req_end - req.first_ns) * ms;
+    const double wait = resp && resp->first_ns >= req_end ? static_cast<double>(resp->first_ns - req_end) * ms : 0;
+    const double receive =
+        resp && resp->last_ns >= resp->first_ns ? static_cast<double>(resp->last_ns - resp->first_ns) * ms : 0;
+    o += "{\"startedDateTime\":\"" + iso_time(wall(req.first_ns)) + "\"";
     o += fmt::format(",\"time\":{:.3f}", send + wait + receive);
     o += ",\"request\":{\"method\":";
     json_str(o, req.method);
     o += ",\"url\":";
     json_str(o, url);
-    o += fmt::format(",\"httpVersion\":\"HTTP/{}.{}\",\"cookies\":[],", req.major, req.minor);
+    o += ",\"httpVersion\":\"" + version_text(req) + "\",\"cookies\":[],";
     headers(o, req);
     o += ",\"queryString\":[]";
-    if (!req.body.empty()) {
+    if (req.body_bytes > 0) {
       o += ",\"postData\":{\"mimeType\":";
-      json_str(o, header(req, "Content-Type"));
+      json_str(o, req.header("content-type"));
       o += ",\"text\":";
-      json_str(o, is_valid_utf8(req.body) ? req.body : std::string("(binary body omitted)"));
+      const std::string_view body = display_body(req);
+      json_str(o, is_valid_utf8(body) ? body : std::string_view("(binary body omitted)"));
       o += '}';
     }
-    o += fmt::format(",\"headersSize\":{},\"bodySize\":{}}}", req.header_bytes, req.body.size());
+    o += fmt::format(",\"headersSize\":{},\"bodySize\":{}}}", req.header_bytes, req.body_bytes);
     o += ",\"response\":{";
     if (resp) {
       o += fmt::format("\"status\":{},\"statusText\":", resp->status);
-      json_str(o, resp->status_text);
-      o += fmt::format(",\"httpVersion\":\"HTTP/{}.{}\",\"cookies\":[],", resp->major, resp->minor);
+      json_str(o, resp->reason);
+      o += ",\"httpVersion\":\"" + version_text(*resp) + "\",\"cookies\":[],";
       headers(o, *resp);
       o += ',';
       content(o, *resp);
       o += ",\"redirectURL\":";
-      json_str(o, header(*resp, "Location"));
-      o += fmt::format(",\"headersSize\":{},\"bodySize\":{}}}", resp->header_bytes, resp->body.size());
+      json_str(o, resp->header("location"));
+      o += fmt::format(",\"headersSize\":{},\"bodySize\":{}}}", resp->header_bytes, resp->body_bytes);
     } else {
       o += "\"status\":0,\"statusText\":\"no response captured\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],"
            "\"content\":{\"size\":0,\"mimeType\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}";
     }
     o += ",\"cache\":{}";
     o += fmt::format(",\"timings\":{{\"send\":{:.3f},\"wait\":{:.3f},\"receive\":{:.3f}}}", send, wait, receive);
-    o += fmt::format(",\"comment\":\"pid={} conn_id={}\"}}", c.pid, c.conn_id);
+    o += fmt::format(",\"comment\":\"pid={} conn_id={}{}\"}}", ev.pid, ev.conn_id,
+                     req.stream_id ? fmt::format(" stream={}", req.stream_id) : std::string());
   }
 
   std::unique_ptr<OutFile> out_;
   std::string version_;
-  http_parser_settings settings_{};
-  std::map<std::string, std::unique_ptr<Conn>> conns_;
+  std::map<std::string, Owner> owners_;
+  std::map<uint64_t, std::string> servers_;  // conn_id -> "ip:port" of the server end
+  ExchangeSink sink_;
+  http::Stage stage_;
   std::string entries_;
-  uint64_t count_ = 0, gaps_ = 0, abandoned_ = 0, not_http_ = 0, orphan_responses_ = 0;
+  uint64_t count_ = 0, no_request_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <string_view>
 
 #include "sinks/encoders/format_util.h"
+#include "sinks/encoders/http_render.h"
+#include "proto/http/message.h"
 
 namespace clearcap {
 namespace {
@@ -135,6 +137,91 @@ inline void append_endpoint_field(LineWriter& w, std::string_view name, AddrFami
   w.commit(p);
 }
 
+inline void append_bool(LineWriter& w, std::string_view name, bool v) {
+  append_key(w, name);
+  w.put(v ? "true" : "false");
+}
+
+inline void append_text_field(LineWriter& w, std::string_view name, std::string_view v) {
+  append_key(w, name);
+  append_json_text(w, v);
+}
+
+// The "http" object of a message event (docs/outputs.md "HTTP").
+void append_http_message(LineWriter& w, const http::Message& m) {
+  w.put(",\"http\":{\"version\":");
+  append_json_text(w, http::version_name(m.version));
+  append_quoted_field(w, "kind", m.kind == http::Kind::kRequest ? "request" : "response");
+  if (m.kind == http::Kind::kRequest) {
+    append_text_field(w, "method", m.method);
+    append_text_field(w, "path", m.path);
+    append_text_field(w, "authority", m.authority.empty() ? m.header("host") : std::string_view(m.authority));
+  } else {
+    append_field(w, "status", m.status);
+    append_text_field(w, "reason", m.reason);
+  }
+  append_field(w, "stream_id", m.stream_id);
+  append_bool(w, "headers_unknown", m.headers_unknown);
+  append_key(w, "headers");
+  w.put('[');
+  bool first = true;
+  for (const auto& [n, v] : m.headers) {
+    if (!first) w.put(',');
+    first = false;
+    w.put('[');
+    append_json_text(w, n);
+    w.put(',');
+    append_json_text(w, v);
+    w.put(']');
+  }
+  w.put(']');
+  append_field(w, "header_bytes", m.header_bytes);
+  append_field(w, "body_bytes", m.body_bytes);
+  append_text_field(w, "body_encoding", m.header("content-encoding"));
+  append_quoted_field(w, "body_decoded", body_state_name(m));
+  if (m.body_bytes > 0) {
+    const std::string_view body = display_body(m);
+    if (is_valid_utf8(body)) {
+      append_key(w, "body");
+      append_json_string(w, body, false);
+    } else {
+      append_key(w, "body_b64");
+      w.put('"');
+      append_base64(w.string(), {reinterpret_cast<const uint8_t*>(body.data()), body.size()});
+      w.put('"');
+    }
+  }
+  append_bool(w, "truncated", m.body_cut || m.shown.status == http::DecodedBody::Status::kCut);
+  append_bool(w, "incomplete", m.incomplete);
+  append_bool(w, "upgrade", m.upgrade);
+  w.put('}');
+}
+
+// The "http" object of an exchange event.
+void append_http_exchange(LineWriter& w, const http::Exchange& x) {
+  const http::Message* rq = x.request;
+  const http::Message* rs = x.response;
+  const http::Message* any = rq ? rq : rs;
+  w.put(",\"http\":{\"version\":");
+  append_json_text(w, http::version_name(any->version));
+  append_text_field(w, "method", rq ? std::string_view(rq->method) : std::string_view());
+  append_text_field(w, "authority", rq ? (rq->authority.empty() ? rq->header("host") : std::string_view(rq->authority))
+                                       : std::string_view());
+  append_text_field(w, "path", rq ? std::string_view(rq->path) : std::string_view());
+  append_field(w, "status", rs ? rs->status : 0);
+  append_field(w, "stream_id", any->stream_id);
+  append_bool(w, "request_seen", rq != nullptr);
+  append_bool(w, "response_seen", rs != nullptr);
+  append_bool(w, "incomplete", (rq && rq->incomplete) || (rs && rs->incomplete));
+  append_field(w, "request_header_bytes", rq ? rq->header_bytes : 0);
+  append_field(w, "request_body_bytes", rq ? rq->body_bytes : 0);
+  append_field(w, "response_header_bytes", rs ? rs->header_bytes : 0);
+  append_field(w, "response_body_bytes", rs ? rs->body_bytes : 0);
+  append_field(w, "wait_ns", x.wait_ns);
+  append_field(w, "total_ns", x.total_ns);
+  w.put('}');
+}
+
 }  // namespace
 
 void JsonEncoder::encode(const Event& ev, std::string& out) {
@@ -170,6 +257,14 @@ void JsonEncoder::encode(const Event& ev, std::string& out) {
   append_field(w, "dst_port", known ? ev.dport : uint16_t{0});
 
   append_field(w, "conn_id", ev.conn_id);
+  if (ev.http || ev.exchange) {
+    append_quoted_field(w, "type", payload_type(ev));
+    if (ev.http) append_http_message(w, *ev.http);
+    else append_http_exchange(w, *ev.exchange);
+    w.put("}\n");
+    w.finish();
+    return;
+  }
   append_field(w, "seq", ev.seq);
   append_field(w, "len", shown.bytes.size());
   append_field(w, "call_len", ev.call_len);

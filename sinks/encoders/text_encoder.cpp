@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "sinks/encoders/format_util.h"
+#include "sinks/encoders/http_render.h"
 
 namespace clearcap {
 namespace {
@@ -68,6 +69,21 @@ void TextEncoder::encode(const Event& ev, std::string& out) {
     w.commit(write_endpoint(p, family, IpText(family, ev.daddr), ev.dport));
   }
   append_int(w, " conn=", ev.conn_id);
+  if (ev.exchange || ev.http) {
+    // Protocol-layer events: an access-log-like line per exchange, a
+    // readable request/response per message.
+    w.put(' ');
+    w.put(payload_type(ev));
+    w.put(ev.exchange ? ' ' : '\n');
+    w.finish();
+    if (ev.exchange) {
+      render_exchange(*ev.exchange, out);
+      out += '\n';
+    } else {
+      render_message(*ev.http, opts_.hex, out);
+    }
+    return;
+  }
   append_int(w, " seq=", ev.seq);
   append_int(w, " len=", shown.bytes.size());
   if (ev.call_len > ev.payload.size()) {
@@ -77,6 +93,14 @@ void TextEncoder::encode(const Event& ev, std::string& out) {
   if (shown.truncated) {
     append_int(w, " (truncated from ", ev.payload.size());
     w.put(')');
+  }
+  if (ev.consumed) {
+    // Its bytes are shown as the HTTP message(s) they belong to.
+    w.put(' ');
+    w.put(payload_type(ev));
+    w.put(" (shown as a message)\n");
+    w.finish();
+    return;
   }
   w.put('\n');
 

@@ -49,6 +49,10 @@ struct OutputOptions {
   // (all at once); from --shutdown-timeout, leaving room for the rest.
   std::chrono::milliseconds drain_timeout{3000};
   bool events_elsewhere = false;        // -w: no default event destination
+  // The protocol stage (proto/http/stage.h) in front of the event outputs.
+  bool http = true;                     // --no-http: off
+  bool http_summary = false;            // --http-summary
+  uint64_t http_body_max = 64 * 1024;   // --http-body-max
 };
 
 class Outputs {

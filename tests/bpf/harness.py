@@ -300,7 +300,7 @@ http {{
     sendfile off;
 
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{listen_extra};
         server_name localhost;
         ssl_certificate {d}/cert.pem;
         ssl_certificate_key {d}/key.pem;
@@ -308,6 +308,16 @@ http {{
         ssl_session_cache off;
 
         client_max_body_size 4m;
+
+        # /static/NAME: files from {d}/www/static, gzip-compressed for
+        # clients that accept it.
+        location /static/ {{
+            root {d}/www;
+            default_type text/plain;
+            gzip on;
+            gzip_types text/plain;
+            gzip_min_length 1;
+        }}
 
         location / {{
             default_type text/plain;
@@ -336,7 +346,10 @@ class Nginx:
         ngx.port, ngx.master_pid, ngx.worker_pids, ngx.uploaded(name) ...
     """
 
-    def __init__(self, nginx_path: str | None = None):
+    def __init__(self, nginx_path: str | None = None, http2: bool = False):
+        # http2: the TLS listener also offers h2 (ALPN), so curl and h2
+        # clients speak HTTP/2 unless told --http1.1.
+        self.http2 = http2
         self.nginx_path = nginx_path or shutil.which("nginx") or "/usr/sbin/nginx"
         self.dir: str | None = None
         self.port: int | None = None
@@ -381,14 +394,15 @@ class Nginx:
             raise AssertionError(f"nginx not found at {self.nginx_path}")
         self.dir = tempfile.mkdtemp(prefix="clearcap-nginx-", dir="/tmp")
         os.chmod(self.dir, 0o755)
-        for sub in ("tmp", "www/upload", "logs"):
+        for sub in ("tmp", "www/upload", "www/static", "logs"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         self._gen_cert()
         last_err = ""
         for _attempt in range(5):
             self.port = free_port()
             with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
-                f.write(NGINX_CONF.format(d=self.dir, port=self.port, marker=RESPONSE_MARKER))
+                f.write(NGINX_CONF.format(d=self.dir, port=self.port, marker=RESPONSE_MARKER,
+                                          listen_extra=" http2" if self.http2 else ""))
             self._stderr_file = open(os.path.join(self.dir, "stderr.log"), "wb")
             self.proc = subprocess.Popen(
                 [self.nginx_path, "-p", self.dir + "/", "-c", self.dir + "/nginx.conf",
@@ -506,6 +520,14 @@ class Nginx:
                             "body_bytes_sent": int(m.group(7)), "ssl_protocol": m.group(8)}
         return None
 
+    def put_static(self, name: str, data: bytes) -> str:
+        """Serves `data` at /static/NAME; returns that path."""
+        path = os.path.join(self.dir, "www", "static", name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+        return "/static/" + name
+
     def uploaded(self, name: str) -> bytes | None:
         p = os.path.join(self.dir, "www", "upload", name)
         if not os.path.exists(p):
@@ -570,6 +592,7 @@ class Clearcap:
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._events: list[dict] = []
+        self._http: list[dict] = []
         self._bad_lines: list[tuple[bytes, str]] = []
         self._stderr_lines: list[str] = []
         self._ready = threading.Event()
@@ -676,7 +699,10 @@ class Clearcap:
                     self._bad_lines.append((raw, str(e)))
                 continue
             with self._lock:
-                self._events.append(obj)
+                # The protocol layer's message and exchange events (an
+                # "http" object, no payload) are kept apart: tests about
+                # the captured bytes see the data events only.
+                (self._http if "http" in obj else self._events).append(obj)
 
     def _read_stderr(self):
         for line in iter(self.proc.stderr.readline, b""):
@@ -691,6 +717,12 @@ class Clearcap:
     def events(self) -> list[dict]:
         with self._lock:
             return list(self._events)
+
+    @property
+    def http_events(self) -> list[dict]:
+        """Message and exchange events of the protocol layer, in order."""
+        with self._lock:
+            return list(self._http)
 
     @property
     def stderr(self) -> str:
@@ -733,7 +765,7 @@ SOURCES = {"SSL_write": ("tls", "write"), "SSL_read": ("tls", "read"),
            "gnutls_record_send_range": ("gnutls", "write"), "gnutls_record_recv_seq": ("gnutls", "read"),
            "PR_Write": ("nss", "write"), "PR_Read": ("nss", "read"),
            "PR_Send": ("nss", "write"), "PR_Recv": ("nss", "read")}
-TYPES = {"http1_request", "http1_response", "data"}
+TYPES = {"http1_request", "http1_response", "http2_request", "http2_response", "websocket", "data"}
 FAMILIES = {"ipv4", "ipv6", "unknown"}
 TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{9})(Z|\+00:00)$")
 

@@ -123,7 +123,7 @@ TEST(EcaptureqServer, SlowClientDropsAreCountedAndTold) {
 // setfsuid() changes only the calling thread.
 unsigned try_handshake(uint16_t port, const std::string& target, const std::string& auth, const std::string& host,
                        const std::string& origin, int as_uid = -1) {
-  namespace http = beast::http;
+  namespace bhttp = beast::http;
   net::io_context ioc;
   tcp::socket sock(ioc);
   if (as_uid >= 0) {
@@ -133,20 +133,20 @@ unsigned try_handshake(uint16_t port, const std::string& target, const std::stri
     sock.assign(tcp::v4(), fd);
   }
   sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  if (!host.empty()) req.set(http::field::host, host);
-  req.set(http::field::upgrade, "websocket");
-  req.set(http::field::connection, "Upgrade");
-  req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-  req.set(http::field::sec_websocket_version, "13");
-  if (!origin.empty()) req.set(http::field::origin, origin);
-  if (!auth.empty()) req.set(http::field::authorization, auth);
+  bhttp::request<bhttp::empty_body> req(bhttp::verb::get, target, 11);
+  if (!host.empty()) req.set(bhttp::field::host, host);
+  req.set(bhttp::field::upgrade, "websocket");
+  req.set(bhttp::field::connection, "Upgrade");
+  req.set(bhttp::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+  req.set(bhttp::field::sec_websocket_version, "13");
+  if (!origin.empty()) req.set(bhttp::field::origin, origin);
+  if (!auth.empty()) req.set(bhttp::field::authorization, auth);
   beast::error_code ec;
-  http::write(sock, req, ec);
+  bhttp::write(sock, req, ec);
   beast::flat_buffer b;
-  http::response_parser<http::empty_body> res;
+  bhttp::response_parser<bhttp::empty_body> res;
   res.skip(true);  // 101 has no body; errors carry a short one we do not need
-  http::read_header(sock, b, res, ec);
+  bhttp::read_header(sock, b, res, ec);
   return ec ? 0u : res.get().result_int();
 }
 

@@ -84,6 +84,16 @@ int main(int argc, char** argv) {
   app.add_option("-t,--tsize", out.tsize,
                  "Truncate each payload in the output to N bytes (0 = whole payload); text/json mark it truncated")
       ->check(unsigned_number & CLI::Range(uint64_t{0}, uint64_t{UINT32_MAX}));
+  app.add_flag("--http-summary", out.http_summary,
+               "Only one line per HTTP exchange (time, process, tuple, method, host, path, status, sizes, latency), "
+               "like an access log; nothing else is printed");
+  app.add_option("--http-body-max", out.http_body_max,
+                 "Bytes of each HTTP body kept and shown decoded (gzip, deflate, br, zstd); longer bodies are cut and "
+                 "counted (the raw bytes stay whole in data events and capture files)")
+      ->check(unsigned_number & CLI::Range(uint64_t{0}, uint64_t{64} << 20))
+      ->capture_default_str();
+  app.add_flag("!--no-http", out.http,
+               "Do not parse HTTP: no message or exchange events, every event typed by its first bytes");
   app.add_option("-l,--logaddr", out.logaddr,
                  "Where clearcap's own log goes, and the events too unless --eventaddr is given: stdout, stderr, a "
                  "file path, tcp://host:port, ws://host:port/path (default: log on stderr, events on stdout). Ready "
