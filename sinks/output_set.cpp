@@ -77,6 +77,8 @@ void OutputSet::rebuild() {
       stage_ = std::make_unique<http::Stage>(events_, so);
     }
     events = stage_.get();
+  } else {
+    stage_.reset();  // nothing shows events (-w alone, -m keylog, -m pcap): no parsing, no http: line
   }
   if (record_ && events) sink_ = tee(*record_, *events);
   else sink_ = record_ ? record_.get() : events;

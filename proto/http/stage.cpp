@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kProbeMax = 4096;  // undecided bytes kept per side while detecting
 constexpr int kMaxTries = 8;      // chunk starts looked at before a connection counts as not HTTP
+constexpr uint32_t kRetryEvery = 256;  // a connection that is not HTTP is looked at again every N events
 
 int side_of(const Event& ev) { return ev.direction == Direction::kWrite ? 0 : 1; }
 
@@ -55,13 +56,20 @@ struct Stage::Conn {
   bool seen[2] = {false, false};
   uint64_t next_seq[2] = {0, 0};
   int tries = 0;
+  uint32_t other_events = 0;
   std::string probe[2];
   uint64_t probe_seq[2] = {0, 0};  // offset of probe[side][0]
+  bool held_frames[2] = {false, false};  // probe[side] holds frames seen before the other side's first bytes
   int request_side = -1;
   std::unique_ptr<http1::Parser> h1[2];
   std::unique_ptr<http2::Session> h2;
   std::deque<Message> waiting;          // HTTP/1: requests awaiting their responses, in order
   std::map<uint32_t, Message> streams;  // HTTP/2: requests awaiting their responses, by stream
+  // Responses complete before their request (an early 413, a reset
+  // upload): HTTP/1 while the request is still in progress, HTTP/2 by
+  // stream; paired when the request completes.
+  std::deque<Message> early;
+  std::map<uint32_t, Message> early_streams;
   Lru::iterator lru;
   // Who the connection is, for the events the stage makes (a data event's
   // views point into its batch and do not outlive the call).
@@ -138,6 +146,17 @@ Stage::Conn& Stage::conn_of(const Event& ev, bool* fresh) {
     lru_.pop_back();
     conns_.erase(victim);
   }
+  // Connections end without a record (SSL_free is seen only by the
+  // kernel side): one idle past Options::idle_ns is given up, the least
+  // recently used first, one per new connection.
+  if (!lru_.empty()) {
+    auto oldest = conns_.find(lru_.back());
+    if (ev.boot_ns > oldest->second->last_boot_ns + opts_.idle_ns) {
+      give_up(*oldest->second);
+      lru_.pop_back();
+      conns_.erase(oldest);
+    }
+  }
   auto c = std::make_unique<Conn>();
   lru_.push_front(ev.conn_id);
   c->lru = lru_.begin();
@@ -159,8 +178,17 @@ void Stage::write(const Event& in) {
   Event ev = in;
   ev.kind = PayloadKind::kData;
   if (c.proto == Conn::Proto::kOther) {
-    if (!opts_.summary_only) next_.write(ev);
-    return;
+    // Looked at again now and then, at the start of a call: a capture that
+    // began inside a long download sees the next request only later.
+    if (++c.other_events % kRetryEvery == 0 && in.call_off == 0) {
+      c.proto = Conn::Proto::kUnknown;
+      c.tries = kMaxTries - 1;
+      c.seen[side] = false;
+    } else {
+      c.next_seq[side] = in.seq + in.payload.size();
+      if (!opts_.summary_only) next_.write(ev);
+      return;
+    }
   }
 
   // Follow the direction's offsets: skip what was seen already, tell the
@@ -188,8 +216,11 @@ void Stage::write(const Event& in) {
     if (gap_before) gap(c, in, side);
     if (!bytes.empty()) st = feed(c, in, bytes, side);
   }
+  // Text output shows a consumed event's bytes as the messages they belong
+  // to: bytes skipped by a search (after a gap or an error) are in none.
+  const bool searched = c.proto == Conn::Proto::kHttp1 && c.h1[side]->searched();
   ev.consumed = (c.proto == Conn::Proto::kHttp1 || c.proto == Conn::Proto::kHttp2) && !c.websocket &&
-                st != ParseState::kInvalid && st != ParseState::kIgnored;
+                st != ParseState::kInvalid && st != ParseState::kIgnored && !searched;
 
   if (c.proto == Conn::Proto::kHttp1) {
     ev.kind = c.websocket ? PayloadKind::kWebSocket
@@ -234,10 +265,18 @@ ParseState Stage::detect(Conn& c, const Event& ev, std::span<const uint8_t> byte
       c.request_side = side ^ 1;
     } else {
       const ParseState fr = looks_like_frames(lb);
-      if (fr == ParseState::kSuccess) {
-        // Frames without the preface: picked up mid-way (the kernel side
-        // counts offsets from the first call it saw, so offset 0 proves
-        // nothing); HPACK state is unknown.
+      if (fr == ParseState::kSuccess && at_start && !c.seen[side ^ 1] && !c.held_frames[side] &&
+          bytes.size() < kProbeMax) {
+        // A server sends its SETTINGS before it reads the client's
+        // preface: held until the other side's first bytes say whether
+        // the connection is seen from its start.
+        c.held_frames[side] = true;
+        probe = std::move(look);
+        return ParseState::kInvalid;
+      } else if (fr == ParseState::kSuccess) {
+        // Frames, and no preface on the other side: picked up mid-way (the
+        // kernel side counts offsets from the first call it saw, so offset
+        // 0 proves nothing); HPACK state is unknown.
         proto = Conn::Proto::kHttp2;
         from_start = false;
       } else if (rq == ParseState::kNeedsMoreData || rs == ParseState::kNeedsMoreData ||
@@ -273,10 +312,14 @@ ParseState Stage::detect(Conn& c, const Event& ev, std::span<const uint8_t> byte
     l.max_body_bytes = opts_.body_max;
     c.h2 = std::make_unique<http2::Session>(from_start, l);
   }
-  // This side's undecided bytes first, then the chunk; the other side's
-  // undecided bytes are dropped (they were no message start).
+  // HTTP/2: frames the other side sent first (the server's SETTINGS) go
+  // in first; otherwise the other side's undecided bytes are dropped (they
+  // were no message start). Then this side's, then the chunk.
+  const std::string other = std::move(c.probe[side ^ 1]);
   const std::string held = std::move(probe);
   c.probe[0].clear(), c.probe[1].clear();
+  if (proto == Conn::Proto::kHttp2 && c.held_frames[side ^ 1] && !other.empty())
+    feed(c, ev, as_bytes(other), side ^ 1);
   if (!held.empty()) feed(c, ev, as_bytes(held), side);
   return feed(c, ev, bytes, side);
 }
@@ -284,23 +327,17 @@ ParseState Stage::detect(Conn& c, const Event& ev, std::span<const uint8_t> byte
 ParseState Stage::feed(Conn& c, const Event& ev, std::span<const uint8_t> bytes, int side) {
   ParseState st;
   if (c.proto == Conn::Proto::kHttp1) {
-    const size_t before = done_.size();
     st = c.h1[side]->feed(bytes, ev.boot_ns, done_);
-    // A request tells the response parser what to expect (HEAD, CONNECT);
-    // an upgrade turns the connection into WebSocket (or a tunnel).
-    for (size_t i = before; i < done_.size(); ++i) {
-      const Message& m = done_[i];
-      if (m.kind == Kind::kRequest)
-        c.h1[side ^ 1]->expect_response(m.method == "HEAD", m.method == "CONNECT");
-      if (m.upgrade && is_websocket_upgrade(m)) c.websocket = true;
-    }
   } else {
     const http2::Session::Counters k0 = c.h2->counters();
     st = c.h2->feed(side, bytes, ev.boot_ns, done_);
     const http2::Session::Counters& k = c.h2->counters();
-    counters_.hpack_unknown.fetch_add(k.hpack_unknown - k0.hpack_unknown, std::memory_order_relaxed);
-    counters_.parse_errors.fetch_add(k.hpack_errors - k0.hpack_errors, std::memory_order_relaxed);
-    counters_.evicted.fetch_add(k.streams_evicted - k0.streams_evicted, std::memory_order_relaxed);
+    auto add = [](std::atomic<uint64_t>& a, uint64_t d) {
+      if (d) a.fetch_add(d, std::memory_order_relaxed);
+    };
+    add(counters_.hpack_unknown, k.hpack_unknown - k0.hpack_unknown);
+    add(counters_.parse_errors, k.hpack_errors - k0.hpack_errors);
+    add(counters_.evicted, k.streams_evicted - k0.streams_evicted);
   }
   if (st == ParseState::kInvalid) counters_.parse_errors.fetch_add(1, std::memory_order_relaxed);
   return st;
@@ -308,19 +345,40 @@ ParseState Stage::feed(Conn& c, const Event& ev, std::span<const uint8_t> bytes,
 
 void Stage::gap(Conn& c, const Event&, int side) {
   counters_.gaps.fetch_add(1, std::memory_order_relaxed);
-  if (c.proto == Conn::Proto::kHttp1) c.h1[side]->gap(done_);
-  else if (c.proto == Conn::Proto::kHttp2) c.h2->gap(side, done_);
+  if (c.proto == Conn::Proto::kHttp1) {
+    c.h1[side]->gap(done_);
+    // HTTP/1 pairs by order: a response lost whole would shift every later
+    // pair. Requests still waiting behind the one the next response most
+    // likely answers (the newest) had their responses in the lost bytes.
+    if (side != c.req_side()) {
+      emit_messages(c);  // what the gap gave up pairs first
+      while (c.waiting.size() > 1) {
+        counters_.unpaired_gap.fetch_add(1, std::memory_order_relaxed);
+        emit_exchange(c, &c.waiting.front(), nullptr);
+        c.waiting.pop_front();
+      }
+    }
+  } else if (c.proto == Conn::Proto::kHttp2) {
+    c.h2->gap(side, done_);
+  }
 }
 
 void Stage::emit_messages(Conn& c) {
   for (Message& m : done_) {
-    if (!m.body.empty()) {
+    // Bodies are decoded for display only, and only when shown.
+    if ((!opts_.summary_only || opts_.keep_bodies) && !m.body.empty() && !m.header("content-encoding").empty())
       m.shown = decode_body(m.header("content-encoding"), m.body, opts_.body_max);
-    }
     if (m.body_cut) counters_.bodies_cut.fetch_add(1, std::memory_order_relaxed);
     if (m.incomplete) counters_.incomplete.fetch_add(1, std::memory_order_relaxed);
     counters_.messages.fetch_add(1, std::memory_order_relaxed);
+    if (m.version == Version::kHttp2 && c.h2 && !c.h2->request_side() && m.kind == Kind::kRequest &&
+        c.streams.count(m.stream_id)) {
+      // Picked up mid-way before the roles were known: a second message
+      // on the stream is the response.
+      m.kind = Kind::kResponse;
+    }
     const int side = m.kind == Kind::kRequest ? c.req_side() : c.req_side() ^ 1;
+    if (c.proto == Conn::Proto::kHttp1) on_http1_message(c, m);
     if (!opts_.summary_only) {
       Event me = c.event(side, m.last_ns);
       me.record_type = kRecHttpMessage;
@@ -331,22 +389,58 @@ void Stage::emit_messages(Conn& c) {
       me.http = &m;
       next_.write(me);
     }
+    if (!opts_.keep_bodies && m.kind == Kind::kRequest) {
+      // Waiting for its response, a request needs its sizes, not its body.
+      std::string().swap(m.body);
+      m.shown = {};
+    }
     pair(c, m);
   }
   done_.clear();
 }
 
+// HTTP/1 requests tell the response parser what to expect (HEAD,
+// CONNECT); a response settles an upgrade the request asked for: 101 (or
+// a 2xx to CONNECT) switches the connection away from HTTP, anything else
+// turns it down and the request side is HTTP again.
+void Stage::on_http1_message(Conn& c, const Message& m) {
+  const int rq = c.req_side();
+  if (m.kind == Kind::kRequest) {
+    c.h1[rq ^ 1]->expect_response(m.method == "HEAD", m.method == "CONNECT");
+    return;
+  }
+  if (m.status >= 100 && m.status < 200 && m.status != 101) return;
+  const bool connect = !c.waiting.empty() && c.waiting.front().method == "CONNECT";
+  const bool switched = m.status == 101 || (connect && m.status >= 200 && m.status < 300);
+  if (!switched) c.h1[rq]->decline_upgrade();
+  if (m.status == 101 && is_websocket_upgrade(m)) c.websocket = true;
+}
+
 void Stage::pair(Conn& c, Message& m) {
   if (m.kind == Kind::kRequest) {
     if (m.version == Version::kHttp2) {
+      if (auto e = c.early_streams.find(m.stream_id); e != c.early_streams.end()) {
+        emit_exchange(c, &m, &e->second);
+        c.early_streams.erase(e);
+        return;
+      }
+      if (auto old = c.streams.find(m.stream_id); old != c.streams.end()) {
+        emit_exchange(c, &old->second, nullptr);  // never overwritten unreported
+        c.streams.erase(old);
+      }
       if (c.streams.size() >= opts_.max_pending) {
         counters_.evicted.fetch_add(1, std::memory_order_relaxed);
         auto oldest = c.streams.begin();
         emit_exchange(c, &oldest->second, nullptr);
         c.streams.erase(oldest);
       }
-      c.streams[m.stream_id] = std::move(m);
+      c.streams.emplace(m.stream_id, std::move(m));
     } else {
+      if (!c.early.empty()) {
+        emit_exchange(c, &m, &c.early.front());
+        c.early.pop_front();
+        return;
+      }
       if (c.waiting.size() >= opts_.max_pending) {
         counters_.evicted.fetch_add(1, std::memory_order_relaxed);
         emit_exchange(c, &c.waiting.front(), nullptr);
@@ -360,20 +454,31 @@ void Stage::pair(Conn& c, Message& m) {
   if (m.status >= 100 && m.status < 200 && m.status != 101) return;
   if (m.version == Version::kHttp2) {
     auto it = c.streams.find(m.stream_id);
-    if (it == c.streams.end()) {
-      emit_exchange(c, nullptr, &m);
-    } else {
+    if (it != c.streams.end()) {
       emit_exchange(c, &it->second, &m);
       c.streams.erase(it);
+      return;
     }
+    // The request may still be in progress (an early answer to an upload).
+    if (c.early_streams.size() >= opts_.max_pending) {
+      counters_.evicted.fetch_add(1, std::memory_order_relaxed);
+      auto oldest = c.early_streams.begin();
+      emit_exchange(c, nullptr, &oldest->second);
+      c.early_streams.erase(oldest);
+    }
+    c.early_streams.emplace(m.stream_id, std::move(m));
     return;
   }
-  if (c.waiting.empty()) {
-    emit_exchange(c, nullptr, &m);
+  if (!c.waiting.empty()) {
+    emit_exchange(c, &c.waiting.front(), &m);
+    c.waiting.pop_front();
     return;
   }
-  emit_exchange(c, &c.waiting.front(), &m);
-  c.waiting.pop_front();
+  if (c.h1[c.req_side()]->in_message() && c.early.size() < opts_.max_pending) {
+    c.early.push_back(std::move(m));  // answered before the request ended
+    return;
+  }
+  emit_exchange(c, nullptr, &m);
 }
 
 void Stage::emit_exchange(Conn& c, const Message* req, const Message* resp) {
@@ -409,6 +514,10 @@ void Stage::give_up(Conn& c) {
   c.waiting.clear();
   for (auto& [id, r] : c.streams) emit_exchange(c, &r, nullptr);
   c.streams.clear();
+  for (auto& r : c.early) emit_exchange(c, nullptr, &r);
+  c.early.clear();
+  for (auto& [id, r] : c.early_streams) emit_exchange(c, nullptr, &r);
+  c.early_streams.clear();
 }
 
 void Stage::finish() {
@@ -421,11 +530,11 @@ std::string Stage::summary_line() const {
   auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   return fmt::format(
       "http: {} connections, {} messages ({} incomplete, {} bodies cut to --http-body-max), {} exchanges ({} with a "
-      "half missing), {} parse errors, {} header blocks undecodable (HPACK state from before capture), {} stream gaps, "
-      "{} given up at the bounds",
+      "half missing, {} of them requests whose response was in lost bytes), {} parse errors, {} header blocks "
+      "undecodable (HPACK state from before capture), {} stream gaps, {} given up at the bounds",
       v(counters_.connections), v(counters_.messages), v(counters_.incomplete), v(counters_.bodies_cut),
-      v(counters_.exchanges), v(counters_.unpaired), v(counters_.parse_errors), v(counters_.hpack_unknown),
-      v(counters_.gaps), v(counters_.evicted));
+      v(counters_.exchanges), v(counters_.unpaired), v(counters_.unpaired_gap), v(counters_.parse_errors),
+      v(counters_.hpack_unknown), v(counters_.gaps), v(counters_.evicted));
 }
 
 }  // namespace clearcap::http

@@ -47,6 +47,13 @@ class Stage : public EventSink {
     size_t body_max = 64 * 1024;  // --http-body-max: body bytes kept and shown per message
     size_t max_connections = 16384;
     size_t max_pending = 128;
+    // A connection without an event for this long is given up (its end is
+    // not seen: libraries free their objects without a record).
+    uint64_t idle_ns = 120'000'000'000;
+    // Keep (and decode) the bodies of requests waiting for their response
+    // even with summary_only (HAR shows both bodies with the exchange);
+    // otherwise only the message events show bodies.
+    bool keep_bodies = false;
   };
 
   Stage(EventSink& next, Options opts);
@@ -67,6 +74,7 @@ class Stage : public EventSink {
     std::atomic<uint64_t> incomplete{0};        // messages reported incomplete
     std::atomic<uint64_t> exchanges{0};         // exchanges reported (unpaired ones included)
     std::atomic<uint64_t> unpaired{0};          // exchanges with a half missing
+    std::atomic<uint64_t> unpaired_gap{0};      // of them: requests whose response was in lost bytes (HTTP/1)
     std::atomic<uint64_t> parse_errors{0};      // HTTP/1 parse errors, HTTP/2 framing and HPACK errors
     std::atomic<uint64_t> hpack_unknown{0};     // HTTP/2 header blocks that needed state from before capture
     std::atomic<uint64_t> gaps{0};              // stream gaps told to a parser
@@ -90,6 +98,7 @@ class Stage : public EventSink {
   void emit_messages(Conn& c);
   void emit_exchange(Conn& c, const Message* req, const Message* resp);
   void pair(Conn& c, Message& m);
+  void on_http1_message(Conn& c, const Message& m);
   // Every message in progress and request waiting, reported (eviction, end).
   void give_up(Conn& c);
 

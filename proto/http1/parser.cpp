@@ -177,6 +177,7 @@ struct Parser::Impl {
   uint64_t window_off = 0;  // stream offset of window[0]
   size_t scan = 0;          // "HTTP/1." before this index were turned down
   bool undecided = false;   // a start line at the window's end waits for its last bytes
+  bool searched = false;    // the last feed() ran the search
   std::vector<std::pair<uint64_t, uint64_t>> window_ts;  // (stream offset, ts) where each feed's bytes begin
 
   static const http_parser_settings& settings() {
@@ -518,6 +519,7 @@ ParseState Parser::feed(std::span<const uint8_t> bytes, uint64_t ts_ns, std::vec
   m.out = &out;
   m.now_ts = ts_ns;
   m.completed = 0;
+  m.searched = m.mode == Impl::Mode::kSearch;
   bool failed = false;
   const char* d = reinterpret_cast<const char*>(bytes.data());
   size_t pos = 0;
@@ -530,6 +532,7 @@ ParseState Parser::feed(std::span<const uint8_t> bytes, uint64_t ts_ns, std::vec
     pos += m.run(d + pos, n - pos, off + pos, f);
     if (f) {
       failed = true;
+      m.searched = true;
       m.enter_search(off + pos);
     }
   }
@@ -560,6 +563,17 @@ bool Parser::in_message() const {
 }
 
 bool Parser::upgraded() const { return impl_->mode == Impl::Mode::kUpgraded; }
+
+void Parser::decline_upgrade() {
+  Impl& m = *impl_;
+  if (m.mode != Impl::Mode::kUpgraded) return;
+  m.begun = m.headers_done = m.upgrade_done = false;
+  m.pause = Impl::Pause::kNone;
+  m.start_parser();
+  m.enter_search(m.stream_off);
+}
+
+bool Parser::searched() const { return impl_->searched; }
 
 uint64_t Parser::parse_errors() const { return impl_->errors; }
 

@@ -71,6 +71,15 @@ class Parser {
   // mid-message" decisions by the caller).
   bool in_message() const;
   bool upgraded() const;
+  // Requests: the upgrade this direction asked for (Upgrade, CONNECT) was
+  // turned down - the answer was no 101 (or no 2xx to a CONNECT) - so the
+  // bytes that follow are HTTP again: the parser searches for the next
+  // message start (bytes fed while it waited for the answer were not
+  // parsed).
+  void decline_upgrade();
+  // Whether the last feed() spent bytes searching for a message start
+  // (after a gap or an error): some of its bytes belong to no message.
+  bool searched() const;
   // Messages abandoned (incomplete) and parse errors, for the layer's counters.
   uint64_t parse_errors() const;
 

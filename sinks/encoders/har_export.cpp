@@ -116,7 +116,8 @@ class HarExporter : public Exporter {
 
   static http::Stage::Options summary_options() {
     http::Stage::Options o;
-    o.summary_only = true;  // exchanges are all a HAR holds
+    o.summary_only = true;  // exchanges are all a HAR holds ...
+    o.keep_bodies = true;   // ... with both bodies, decoded
     return o;
   }
 

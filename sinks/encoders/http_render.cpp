@@ -35,8 +35,9 @@ std::string_view display_body(const http::Message& m) {
   switch (m.shown.status) {
     case S::kDecoded:
     case S::kCut:
-    case S::kIdentity:
       return m.shown.text;
+    case S::kIdentity:  // not decoded (no Content-Encoding): the bytes themselves
+      return m.shown.text.empty() ? std::string_view(m.body) : std::string_view(m.shown.text);
     case S::kTruncated:
     case S::kError:
       return m.shown.text.empty() ? std::string_view(m.body) : std::string_view(m.shown.text);

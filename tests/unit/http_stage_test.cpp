@@ -153,7 +153,10 @@ TEST(HttpStage, ServerSideSeesRequestsOnItsReads) {
   auto xs = c.of(kRecHttpExchange);
   ASSERT_EQ(xs.size(), 1u);
   EXPECT_EQ(xs[0].req->method, "POST");
-  EXPECT_EQ(xs[0].req->body, "abc");
+  EXPECT_EQ(xs[0].req->body_bytes, 3u);
+  auto msgs = c.of(kRecHttpMessage);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0].msg->body, "abc");
   EXPECT_EQ(xs[0].resp->status, 201);
 }
 
@@ -331,6 +334,162 @@ TEST(HttpStage, WebSocketUpgradeStopsParsing) {
   auto xs = c.of(kRecHttpExchange);
   ASSERT_EQ(xs.size(), 1u);
   EXPECT_EQ(xs[0].resp->status, 101);
+}
+
+
+TEST(HttpStage, RefusedUpgradeKeepsParsingTheConnection) {
+  Collect c;
+  Stage st(c, {});
+  const std::string up = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+  const std::string no = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+  const std::string next = "GET /after HTTP/1.1\r\nHost: h\r\n\r\n";
+  send(st, 8, CC_DIR_WRITE, 0, up, 10);
+  send(st, 8, CC_DIR_READ, 0, no, 20);
+  send(st, 8, CC_DIR_WRITE, up.size(), next, 30);
+  send(st, 8, CC_DIR_READ, no.size(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 40);
+  auto data = c.of(CC_REC_DATA);
+  ASSERT_EQ(data.size(), 4u);
+  EXPECT_EQ(data[0].kind, PayloadKind::kHttp1Request);  // asking is not switching
+  for (const auto& d : data) EXPECT_NE(d.kind, PayloadKind::kWebSocket);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 2u);
+  EXPECT_EQ(xs[0].resp->status, 401);
+  EXPECT_EQ(xs[1].req->path, "/after");
+  EXPECT_EQ(xs[1].resp->status, 200);
+}
+
+TEST(HttpStage, AResponseLostWholeInAGapDoesNotShiftThePairs) {
+  Collect c;
+  Stage st(c, {});
+  const std::string r0 = "GET /0 HTTP/1.1\r\nHost: h\r\n\r\n", r1 = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string r2 = "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+  const std::string a = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
+  send(st, 1, CC_DIR_WRITE, 0, r0, 10);
+  send(st, 1, CC_DIR_READ, 0, a, 15);
+  send(st, 1, CC_DIR_WRITE, r0.size(), r1, 20);
+  send(st, 1, CC_DIR_WRITE, r0.size() + r1.size(), r2, 25);
+  // /1's response is lost whole; /2's arrives after the gap.
+  send(st, 1, CC_DIR_READ, 2 * a.size(), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 30);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_EQ(xs[0].req->path, "/0");
+  EXPECT_EQ(xs[1].req->path, "/1");
+  EXPECT_FALSE(xs[1].resp);
+  EXPECT_EQ(xs[2].req->path, "/2");
+  EXPECT_EQ(xs[2].resp->status, 404);
+  EXPECT_EQ(st.counters().unpaired_gap.load(), 1u);
+}
+
+TEST(HttpStage, AnEarlyResponsePairsWhenItsRequestEnds) {
+  Collect c;
+  Stage st(c, {});
+  const std::string head = "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc";
+  send(st, 2, CC_DIR_WRITE, 0, head, 10);
+  send(st, 2, CC_DIR_READ, 0, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n", 20);
+  send(st, 2, CC_DIR_WRITE, head.size(), "defghij", 30);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].req->path, "/big");
+  EXPECT_EQ(xs[0].resp->status, 413);
+  EXPECT_EQ(st.counters().unpaired.load(), 0u);
+}
+
+TEST(HttpStage, Http2ResetUploadAnsweredEarlyIsOneExchange) {
+  Collect c;
+  Stage st(c, {});
+  HpackEncoder ce, se;
+  Bytes client = h2_bytes(h2::kClientPreface);
+  append(client, h2_frame(h2::FrameType::kHeaders, h2::flags::kEndHeaders, 1,
+                          ce.block({{":method", "POST"}, {":scheme", "https"}, {":path", "/up"}})));
+  append(client, h2_frame(h2::FrameType::kData, 0, 1, h2_bytes("part")));
+  Bytes server = h2_frame(h2::FrameType::kHeaders, h2::flags::kEndHeaders | h2::flags::kEndStream, 1,
+                          se.block({{":status", "413"}}));
+  append(server, h2_frame(h2::FrameType::kRstStream, 0, 1, {0, 0, 0, 0}));
+  send(st, 5, CC_DIR_WRITE, 0, as_string(client), 100);
+  send(st, 5, CC_DIR_READ, 0, as_string(server), 200);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].req->path, "/up");
+  EXPECT_TRUE(xs[0].req->incomplete);
+  EXPECT_EQ(xs[0].resp->status, 413);
+}
+
+TEST(HttpStage, ServerSettingsBeforeThePrefaceStillSeeTheConnectionFromItsStart) {
+  // nginx's view: its SETTINGS (a write) come before it reads the preface.
+  Collect c;
+  Stage st(c, {});
+  HpackEncoder ce, se;
+  const Bytes settings = h2_frame(h2::FrameType::kSettings, 0, 0, {0, 3, 0, 0, 0, 100});
+  Bytes client = h2_bytes(h2::kClientPreface);
+  append(client, h2_frame(h2::FrameType::kSettings, 0, 0, {}));
+  append(client, h2_frame(h2::FrameType::kHeaders, h2::flags::kEndHeaders | h2::flags::kEndStream, 1,
+                          ce.block({{":method", "GET"}, {":scheme", "https"}, {":path", "/first"}})));
+  Bytes resp = h2_frame(h2::FrameType::kHeaders, h2::flags::kEndHeaders, 1, se.block({{":status", "200"}}));
+  append(resp, h2_frame(h2::FrameType::kData, h2::flags::kEndStream, 1, h2_bytes("ok")));
+  send(st, 9, CC_DIR_WRITE, 0, as_string(settings), 10);
+  send(st, 9, CC_DIR_READ, 0, as_string(client), 20);
+  send(st, 9, CC_DIR_WRITE, settings.size(), as_string(resp), 30);
+  auto data = c.of(CC_REC_DATA);
+  ASSERT_EQ(data.size(), 3u);
+  EXPECT_EQ(data[1].kind, PayloadKind::kHttp2Request);   // the reads carry requests
+  EXPECT_EQ(data[2].kind, PayloadKind::kHttp2Response);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].req->path, "/first");
+  EXPECT_FALSE(xs[0].req->headers_unknown);
+  EXPECT_EQ(st.counters().parse_errors.load(), 0u);
+  EXPECT_EQ(st.counters().hpack_unknown.load(), 0u);
+}
+
+TEST(HttpStage, ANonHttpConnectionIsLookedAtAgainLater) {
+  Collect c;
+  Stage st(c, {});
+  uint64_t seq = 0;
+  for (int i = 0; i < 300; ++i) {  // a download picked up in the middle of its body
+    send(st, 4, CC_DIR_READ, seq, "body bytes of a large download.", 10 + i);
+    seq += 31;
+  }
+  send(st, 4, CC_DIR_WRITE, 0, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n", 1000);
+  send(st, 4, CC_DIR_WRITE, 31, "GET /later HTTP/1.1\r\nHost: h\r\n\r\n", 2000);
+  bool seen = false;
+  for (int i = 0; i < 300 && !seen; ++i) {
+    send(st, 4, CC_DIR_WRITE, 64 + 33 * uint64_t(i), "GET /again HTTP/1.1\r\nHost: hh\r\n\r\n", 3000 + i);
+    seen = !c.of(kRecHttpMessage).empty();
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(st.counters().connections.load(), 1u);
+}
+
+TEST(HttpStage, IdleConnectionsAreGivenUp) {
+  Collect c;
+  Stage::Options o;
+  o.idle_ns = 1'000'000'000;
+  Stage st(c, o);
+  send(st, 1, CC_DIR_WRITE, 0, "GET /idle HTTP/1.1\r\nHost: h\r\n\r\n", 10);
+  EXPECT_TRUE(c.of(kRecHttpExchange).empty());
+  send(st, 2, CC_DIR_WRITE, 0, "GET /new HTTP/1.1\r\nHost: h\r\n\r\n", 5'000'000'000);
+  auto xs = c.of(kRecHttpExchange);
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].req->path, "/idle");
+  EXPECT_FALSE(xs[0].resp);
+}
+
+TEST(HttpStage, WaitingRequestsDropTheirBodiesUnlessAskedToKeepThem) {
+  for (bool keep : {false, true}) {
+    Collect c;
+    Stage::Options o;
+    o.keep_bodies = keep;
+    Stage st(c, o);
+    send(st, 1, CC_DIR_WRITE, 0, "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody", 10);
+    send(st, 1, CC_DIR_READ, 0, "HTTP/1.1 204 No Content\r\n\r\n", 20);
+    auto msgs = c.of(kRecHttpMessage);
+    ASSERT_EQ(msgs.size(), 2u);
+    EXPECT_EQ(msgs[0].msg->body, "body");  // the message event shows it either way
+    auto xs = c.of(kRecHttpExchange);
+    ASSERT_EQ(xs.size(), 1u);
+    EXPECT_EQ(xs[0].req->body_bytes, 4u);
+    EXPECT_EQ(xs[0].req->body, keep ? "body" : "");
+  }
 }
 
 }  // namespace
