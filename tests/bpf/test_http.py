@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -274,6 +275,42 @@ class HttpTest(unittest.TestCase):
             self.assertRegex(ln, pat)
         # Nothing but exchanges.
         self.assertEqual([ln for ln in lines if ln and "http_exchange" not in ln], [])
+
+    def test_har_export_of_an_http2_capture(self):
+        token = h.new_token()
+        with h.Nginx(http2=True) as ngx, tempfile.TemporaryDirectory() as tmp:
+            ccap = os.path.join(tmp, "cap.ccap")
+            paths = [f"/{token}/x", f"/{token}/y"]
+            # curl's first connection has its addresses only with the
+            # tracepoints attached from the start; the HAR keeps one end per
+            # 4-tuple, which needs them.
+            with h.Clearcap(["-w", ccap, "--syscall-fd", "always"]) as cap:
+                curl = h.start_process(self, ["curl", "-sk", "--http2", "-o", "/dev/null", "-o", "/dev/null",
+                                              *[f"https://127.0.0.1:{ngx.port}{p}" for p in paths]],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                h.finish(curl, what="curl")
+                h.wait_for(lambda: ngx.access_log_entry(paths[1]), 5, what="nginx served both")
+                time.sleep(1.5)  # the capture file's frame closes after 1 s
+            self.assertEqual(cap.losses, 0, cap.stderr[-2000:])
+            har = os.path.join(tmp, "cap.har")
+            ex = h.clearcap_run("export", ccap, "-o", har)
+            self.assertEqual(ex.returncode, 0, ex.stderr.decode())
+            with open(har) as f:
+                doc = json.load(f)
+        self.assertEqual(doc["log"]["version"], "1.2")
+        entries = [e for e in doc["log"]["entries"] if token in e["request"]["url"]]
+        # One process per 4-tuple: curl's or nginx's view of each stream, not both.
+        self.assertEqual(sorted(e["request"]["url"] for e in entries),
+                         [f"https://127.0.0.1:{ngx.port}{p}" for p in paths], json.dumps(entries)[:3000])
+        for e in entries:
+            self.assertEqual(e["request"]["httpVersion"], "HTTP/2")
+            self.assertEqual(e["request"]["method"], "GET")
+            self.assertEqual(e["response"]["status"], 200)
+            self.assertEqual(e["response"]["content"]["text"], h.RESPONSE_MARKER + "\n")
+            self.assertIn({"name": ":path", "value": e["request"]["url"].split(str(ngx.port), 1)[1]},
+                          e["request"]["headers"])
+            self.assertGreaterEqual(e["timings"]["wait"], 0)
+            self.assertRegex(e["comment"], r"^pid=\d+ conn_id=\d+ stream=[13]$")
 
 
 if __name__ == "__main__":

@@ -221,5 +221,30 @@ TEST(Http2Session, BodyKeptUpToTheLimitAndCounted) {
   EXPECT_TRUE(out[1].body_cut);
 }
 
+
+TEST(Http2Session, TenThousandTinyContinuationFramesAreBoundedAndCounted) {
+  // A header block split into 10 000 CONTINUATION frames of one indexed
+  // field each: 10 001 headers, past HPACK's list bound (1024).
+  HpackEncoder enc;
+  Bytes client = h2_bytes(kClientPreface);
+  append(client, h2_frame(FrameType::kHeaders, flags::kEndStream, 1, {0x82}));
+  for (int i = 0; i < 10000; ++i)
+    append(client, h2_frame(FrameType::kContinuation, i == 9999 ? flags::kEndHeaders : 0, 1, {0x82}));
+  Session s(true);
+  std::vector<http::Message> out;
+  s.feed(kClient, client, 1, out);
+  for (const auto& m : out) EXPECT_LE(m.headers.size(), 1024u);
+  EXPECT_EQ(s.counters().hpack_errors, 1u);
+  // And a block joined past the framer's bound (256 KiB): a framing error.
+  Bytes big = h2_bytes(kClientPreface);
+  append(big, h2_frame(FrameType::kHeaders, 0, 1, Bytes(100, 0x82)));
+  for (int i = 0; i < 10000; ++i) append(big, h2_frame(FrameType::kContinuation, 0, 1, Bytes(30, 0x82)));
+  Session s2(true);
+  out.clear();
+  s2.feed(kClient, big, 1, out);
+  EXPECT_GE(s2.counters().frame_errors, 1u);
+  EXPECT_TRUE(out.empty());
+}
+
 }  // namespace
 }  // namespace clearcap::http2
