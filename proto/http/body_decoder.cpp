@@ -288,14 +288,17 @@ bool parse(std::string_view value, Coding (&codings)[kMaxCodings], size_t& n) {
   return true;
 }
 
-// Which status a stack of stages reports: an error anywhere is one; a cut
-// stage makes every later stage see a prefix (so their "truncated" is the
-// cut's doing); a truncated one stays truncated.
+// Which status a stack of stages reports. A cut anywhere wins: the text
+// shown stops at the bound and more of it exists, which is what a reader
+// must be told (and a stage after a cut sees a prefix, so whatever it
+// reports - "truncated", even "error": a prefix of a valid stream can look
+// corrupt - is the cut's doing). Then an error anywhere; a truncated stage
+// stays truncated.
 int rank(Status s) {
   switch (s) {
-    case Status::kError:
-      return 3;
     case Status::kCut:
+      return 3;
+    case Status::kError:
       return 2;
     case Status::kTruncated:
       return 1;
@@ -319,10 +322,12 @@ DecodedBody decode(std::string_view encoding, std::string_view body, size_t max_
   // bound is reported cut even if the final text is shorter.
   DecodedBody result{Status::kDecoded, {}};
   std::string_view in = body;
+  bool cut_before = false;
   for (size_t i = n; i-- > 0;) {
     Output out(max_out);
     const Status s = run(codings[i], in, out);
-    if (rank(s) > rank(result.status)) result.status = s;
+    if (!cut_before && rank(s) > rank(result.status)) result.status = s;
+    cut_before = cut_before || s == Status::kCut;
     result.text = out.release();
     in = result.text;
   }

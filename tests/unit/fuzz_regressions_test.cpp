@@ -9,9 +9,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "proto/http/body_decoder.h"
 #include "proto/http2/frames.h"
 #include "sinks/capture_file/capture_format.h"
 #include "sinks/capture_file/capture_reader.h"
@@ -94,6 +96,30 @@ TEST(FuzzRegressions, Http2SearchWaitsWhenAFrameRunsPastTheBuffer) {
   EXPECT_EQ(f.next(fr), http2::Framer::State::kNeedsMoreData);
   EXPECT_FALSE(f.synced());
   EXPECT_EQ(f.buffered(), bytes.size()) << "kept: it may be the start of frames";
+}
+
+
+// fuzz_body: "br, deflate" whose br stage is cut at the bound (100 bytes):
+// the deflate stage then saw a prefix and failed on it, and the stack
+// reported an error where a larger bound decoded something else. A stage
+// after a cut sees a prefix: what it reports is the cut's doing, and the
+// stack says "cut" (so "not cut" really means "the bound changed nothing").
+TEST(FuzzRegressions, BodyStackCutBeforeAnErrorReportsTheCut) {
+  std::ifstream f(kCorpus + "/body/regression_stack_cut_then_error", std::ios::binary);
+  const std::string input((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_GT(input.size(), 1u);
+  ASSERT_EQ(input[0] & 7, 6);          // "br, deflate"
+  ASSERT_EQ((input[0] >> 3) & 7, 3);   // bound 100
+  const std::string_view body = std::string_view(input).substr(1);
+  const auto small = http::decode_body("br, deflate", body, 100);
+  const auto large = http::decode_body("br, deflate", body, 256 * 1024);
+  if (small.status != http::DecodedBody::Status::kCut) {
+    EXPECT_EQ(small.status, large.status);
+    EXPECT_EQ(small.text, large.text);
+  } else {
+    EXPECT_EQ(large.text.substr(0, small.text.size()), small.text);
+  }
+  EXPECT_EQ(small.status, http::DecodedBody::Status::kCut);
 }
 
 }  // namespace
