@@ -131,6 +131,13 @@ struct Stage::Conn {
 Stage::Stage(EventSink& next, Options opts) : next_(next), opts_(opts) {}
 Stage::~Stage() = default;
 
+void Stage::drop_least_recent() {
+  auto it = conns_.find(lru_.back());
+  give_up(*it->second);
+  lru_.pop_back();
+  conns_.erase(it);
+}
+
 Stage::Conn& Stage::conn_of(const Event& ev, bool* fresh) {
   auto it = conns_.find(ev.conn_id);
   if (it != conns_.end()) {
@@ -139,24 +146,16 @@ Stage::Conn& Stage::conn_of(const Event& ev, bool* fresh) {
     return *it->second;
   }
   if (conns_.size() >= opts_.max_connections && !lru_.empty()) {
-    auto victim = conns_.find(lru_.back());
-    if (victim->second->proto == Conn::Proto::kHttp1 || victim->second->proto == Conn::Proto::kHttp2)
+    const Conn& victim = *conns_.find(lru_.back())->second;
+    if (victim.proto == Conn::Proto::kHttp1 || victim.proto == Conn::Proto::kHttp2)
       counters_.evicted.fetch_add(1, std::memory_order_relaxed);
-    give_up(*victim->second);
-    lru_.pop_back();
-    conns_.erase(victim);
+    drop_least_recent();
   }
   // Connections end without a record (SSL_free is seen only by the
   // kernel side): one idle past Options::idle_ns is given up, the least
   // recently used first, one per new connection.
-  if (!lru_.empty()) {
-    auto oldest = conns_.find(lru_.back());
-    if (ev.boot_ns > oldest->second->last_boot_ns + opts_.idle_ns) {
-      give_up(*oldest->second);
-      lru_.pop_back();
-      conns_.erase(oldest);
-    }
-  }
+  if (!lru_.empty() && ev.boot_ns > conns_.find(lru_.back())->second->last_boot_ns + opts_.idle_ns)
+    drop_least_recent();
   auto c = std::make_unique<Conn>();
   lru_.push_front(ev.conn_id);
   c->lru = lru_.begin();

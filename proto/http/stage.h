@@ -101,6 +101,8 @@ class Stage : public EventSink {
   void on_http1_message(Conn& c, const Message& m);
   // Every message in progress and request waiting, reported (eviction, end).
   void give_up(Conn& c);
+  // The least recently used connection, given up and forgotten.
+  void drop_least_recent();
 
   EventSink& next_;
   Options opts_;

@@ -196,6 +196,9 @@ void Session::on_headers(int side, Frame& f, uint64_t ts_ns, std::vector<http::M
     }
     m->headers.emplace_back(std::move(h.name), std::move(h.value));
   }
+  // Without :authority a request names its host in a Host header (RFC
+  // 9113 8.3.1), as HTTP/1's do: `authority` is the one field to read.
+  if (m->kind == http::Kind::kRequest && m->authority.empty()) m->authority = std::string(m->header("host"));
   if (push) {
     complete(slot, id, *st, ts_ns, out);
     return;

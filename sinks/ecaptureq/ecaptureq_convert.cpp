@@ -68,8 +68,7 @@ void fill_log_entry(const Event& ev, const FormatOptions& opts, ecaptureq::LogEn
     // HTTP: the request/response as text"); an exchange: its summary line.
     std::string* payload = e->mutable_payload();
     payload->clear();
-    if (ev.http) render_message(*ev.http, opts.hex, *payload);
-    else render_exchange(*ev.exchange, *payload);
+    render_http_event(ev, opts.hex, *payload);
     e->set_length(static_cast<uint32_t>(payload->size()));
     return;
   }

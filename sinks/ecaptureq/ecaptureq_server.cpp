@@ -519,8 +519,7 @@ void EcaptureqServer::write(const Event& ev) {
     // A parsed message or an exchange lives only during this call: it is
     // rendered here, as the text the spec's payload holds for parsed HTTP.
     slot->payload.clear();
-    if (ev.http) render_message(*ev.http, d.format.hex, slot->payload);
-    else render_exchange(*ev.exchange, slot->payload);
+    render_http_event(ev, d.format.hex, slot->payload);
     e.http = nullptr;
     e.exchange = nullptr;
     slot->hex = false;

@@ -137,6 +137,30 @@ char* write_endpoint(char* p, AddrFamily family, const IpText& ip, uint16_t port
   return write_int(p, port);
 }
 
+// Standard base64 (RFC 4648 §4) with padding.
+void append_base64(std::string& out, std::span<const uint8_t> in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const size_t start = out.size();
+  out.resize(start + (in.size() + 2) / 3 * 4);
+  char* p = out.data() + start;
+  size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    const uint32_t v = uint32_t{in[i]} << 16 | uint32_t{in[i + 1]} << 8 | in[i + 2];
+    *p++ = kAlphabet[v >> 18];
+    *p++ = kAlphabet[(v >> 12) & 0x3f];
+    *p++ = kAlphabet[(v >> 6) & 0x3f];
+    *p++ = kAlphabet[v & 0x3f];
+  }
+  const size_t rest = in.size() - i;
+  if (rest == 0) return;
+  const uint32_t v = uint32_t{in[i]} << 16 | (rest == 2 ? uint32_t{in[i + 1]} << 8 : 0);
+  *p++ = kAlphabet[v >> 18];
+  *p++ = kAlphabet[(v >> 12) & 0x3f];
+  *p++ = rest == 2 ? kAlphabet[(v >> 6) & 0x3f] : '=';
+  *p = '=';
+}
+
 bool is_valid_utf8(std::string_view s) {
   // Short ASCII strings (comm, module: two per JSON line) are checked here:
   // simdjson's implementation dispatch costs more than the check. Longer
@@ -193,6 +217,43 @@ constexpr size_t kHexBytesPerLine = 16;
 
 // `hexdump -C` layout:
 // 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|
+namespace {
+
+bool is_ascii_control(uint8_t c) { return c < 0x20 || c == 0x7f; }
+
+// Index of the first byte at or after `i` that can make text unprintable
+// (a control, or 0xC2, the lead byte of the C1 controls), or s.size().
+size_t next_suspect(std::string_view s, size_t i) {
+  return find_byte(
+      s, i, [](Bytes16 v) { return (v < 0x20) | (v == 0x7f) | (v == 0xC2); },
+      [](uint8_t c) { return is_ascii_control(c) || c == 0xC2; });
+}
+
+}  // namespace
+
+// Printable means safe to write to a terminal as is: valid UTF-8 without
+// control characters (other than line breaks and tabs) that could move the
+// cursor or start an escape sequence. C1 controls (U+0080..U+009F, encoded as
+// C2 80..C2 9F) count too: some terminals treat U+009B as CSI.
+bool is_printable_text(std::span<const uint8_t> bytes, bool utf8) {
+  if (!utf8) return false;
+  const std::string_view s = as_chars(bytes);
+  for (size_t i = next_suspect(s, 0); i < s.size(); i = next_suspect(s, i + 1)) {
+    const uint8_t c = bytes[i];
+    if (c == 0xC2) {
+      if (i + 1 < bytes.size() && bytes[i + 1] < 0xA0) return false;
+    } else if (c != '\n' && c != '\r' && c != '\t') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// comm is chosen by the traced process: never let it reach a terminal raw.
+void append_sanitized(LineWriter& w, std::string_view s) {
+  for (const char ch : s) w.put(is_ascii_control(static_cast<uint8_t>(ch)) ? '?' : ch);
+}
+
 void append_hex_dump(LineWriter& w, std::span<const uint8_t> bytes) {
   for (size_t off = 0; off < bytes.size(); off += kHexBytesPerLine) {
     const auto row = bytes.subspan(off, std::min(kHexBytesPerLine, bytes.size() - off));

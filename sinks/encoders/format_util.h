@@ -155,6 +155,12 @@ inline std::string_view as_chars(std::span<const uint8_t> bytes) {
 
 bool is_valid_utf8(std::string_view s);
 
+// Standard base64 (RFC 4648 §4) with padding, appended to `out`.
+void append_base64(std::string& out, std::span<const uint8_t> in);
+inline void append_base64(std::string& out, std::string_view in) {
+  append_base64(out, {reinterpret_cast<const uint8_t*>(in.data()), in.size()});
+}
+
 // The part of an event's payload an encoder emits under FormatOptions.
 struct ShownPayload {
   std::span<const uint8_t> bytes;  // what to emit
@@ -198,6 +204,17 @@ size_t find_byte(std::string_view s, size_t i, Match16 match16, Match match) {
   while (i < s.size() && !match(static_cast<uint8_t>(s[i]))) ++i;
   return i;
 }
+
+// Safe to write to a terminal as is: valid UTF-8 (`utf8`, known by the
+// caller) without control characters other than line breaks and tabs, C1
+// controls included (some terminals treat U+009B as CSI).
+bool is_printable_text(std::span<const uint8_t> bytes, bool utf8);
+inline bool is_printable_text(std::string_view s) {
+  return is_printable_text({reinterpret_cast<const uint8_t*>(s.data()), s.size()}, is_valid_utf8(s));
+}
+// `s` with every ASCII control byte replaced by '?': for names the traced
+// process chose (comm, HTTP header names and values).
+void append_sanitized(LineWriter& w, std::string_view s);
 
 // `hexdump -C` layout, one line per 16 bytes:
 // 00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|

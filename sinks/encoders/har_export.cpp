@@ -29,32 +29,12 @@ void json_str(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-void base64(std::string& out, std::string_view in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
-    out += t[v >> 18], out += t[(v >> 12) & 63], out += t[(v >> 6) & 63], out += t[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    out += t[v >> 18], out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-}
-
 std::string iso_time(uint64_t ns) {
   time_t s = static_cast<time_t>(ns / 1'000'000'000);
   tm t{};
   gmtime_r(&s, &t);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
                      t.tm_hour, t.tm_min, t.tm_sec, (ns / 1'000'000) % 1000);
-}
-
-std::string version_text(const http::Message& m) {
-  return m.version == http::Version::kHttp2 ? "HTTP/2" : std::string(http::version_name(m.version));
 }
 
 class HarExporter : public Exporter {
@@ -165,7 +145,7 @@ class HarExporter : public Exporter {
       json_str(o, text);
     } else {
       o += ",\"encoding\":\"base64\",\"text\":\"";
-      base64(o, text);
+      append_base64(o, text);
       o += '"';
     }
     o += '}';
@@ -178,7 +158,7 @@ class HarExporter : public Exporter {
     auto wall = [&](uint64_t boot) { return uint64_t(int64_t(boot) + wall_offset); };
     std::string url = req.path;
     if (!url.empty() && url[0] == '/') {
-      std::string host(req.authority.empty() ? req.header("host") : std::string_view(req.authority));
+      std::string host(req.authority);
       if (host.empty()) host = servers_[ev.conn_id];
       url = (req.scheme.empty() ? "https" : req.scheme) + "://" + host + url;
     }
@@ -194,7 +174,7 @@ class HarExporter : public Exporter {
     json_str(o, req.method);
     o += ",\"url\":";
     json_str(o, url);
-    o += ",\"httpVersion\":\"" + version_text(req) + "\",\"cookies\":[],";
+    o += ",\"httpVersion\":\"" + std::string(http::version_name(req.version)) + "\",\"cookies\":[],";
     headers(o, req);
     o += ",\"queryString\":[]";
     if (req.body_bytes > 0) {
@@ -210,7 +190,7 @@ class HarExporter : public Exporter {
     if (resp) {
       o += fmt::format("\"status\":{},\"statusText\":", resp->status);
       json_str(o, resp->reason);
-      o += ",\"httpVersion\":\"" + version_text(*resp) + "\",\"cookies\":[],";
+      o += ",\"httpVersion\":\"" + std::string(http::version_name(resp->version)) + "\",\"cookies\":[],";
       headers(o, *resp);
       o += ',';
       content(o, *resp);

@@ -8,24 +8,6 @@ namespace clearcap {
 
 namespace {
 
-bool printable(std::string_view s) {
-  if (!is_valid_utf8(s)) return false;
-  for (const char ch : s) {
-    const auto c = static_cast<uint8_t>(ch);
-    if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f) return false;
-  }
-  return true;
-}
-
-// Header names and values come from the traced program: no control bytes
-// reach a terminal.
-void append_clean(std::string& out, std::string_view s) {
-  for (const char ch : s) {
-    const auto c = static_cast<uint8_t>(ch);
-    out.push_back(c < 0x20 || c == 0x7f ? '?' : ch);
-  }
-}
-
 std::string ms(int64_t ns) { return fmt::format("{:.3f} ms", double(ns) / 1e6); }
 
 }  // namespace
@@ -37,7 +19,6 @@ std::string_view display_body(const http::Message& m) {
     case S::kCut:
       return m.shown.text;
     case S::kIdentity:  // not decoded (no Content-Encoding): the bytes themselves
-      return m.shown.text.empty() ? std::string_view(m.body) : std::string_view(m.shown.text);
     case S::kTruncated:
     case S::kError:
       return m.shown.text.empty() ? std::string_view(m.body) : std::string_view(m.shown.text);
@@ -60,86 +41,91 @@ std::string_view body_state_name(const http::Message& m) {
   return "identity";
 }
 
+void render_http_event(const Event& ev, bool hex, std::string& out) {
+  if (ev.http) render_message(*ev.http, hex, out);
+  else if (ev.exchange) render_exchange(*ev.exchange, out);
+}
+
 void render_message(const http::Message& m, bool hex, std::string& out) {
+  LineWriter w(out);
   const bool h2 = m.version == http::Version::kHttp2;
   if (m.kind == http::Kind::kRequest) {
-    out += m.method.empty() ? "?" : "";
-    append_clean(out, m.method);
-    out += ' ';
+    w.put(m.method.empty() ? "?" : "");
+    append_sanitized(w, m.method);
+    w.put(' ');
     if (h2 && !m.authority.empty()) {
-      append_clean(out, m.scheme.empty() ? "https" : m.scheme);
-      out += "://";
-      append_clean(out, m.authority);
+      append_sanitized(w, m.scheme.empty() ? "https" : m.scheme);
+      w.put("://");
+      append_sanitized(w, m.authority);
     }
-    append_clean(out, m.path);
-    out += ' ';
-    out += http::version_name(m.version);
+    append_sanitized(w, m.path);
+    w.put(' ');
+    w.put(http::version_name(m.version));
   } else {
-    out += http::version_name(m.version);
-    out += fmt::format(" {}", m.status);
+    w.put(http::version_name(m.version));
+    w.put(fmt::format(" {}", m.status));
     if (!m.reason.empty()) {
-      out += ' ';
-      append_clean(out, m.reason);
+      w.put(' ');
+      append_sanitized(w, m.reason);
     }
   }
-  if (h2) out += fmt::format(" (stream {})", m.stream_id);
-  if (m.incomplete) out += " (incomplete)";
-  out += '\n';
-  if (m.headers_unknown) out += "(headers not decodable: HPACK state from before capture started)\n";
+  if (h2) w.put(fmt::format(" (stream {})", m.stream_id));
+  if (m.incomplete) w.put(" (incomplete)");
+  w.put('\n');
+  if (m.headers_unknown) w.put("(headers not decodable: HPACK state from before capture started)\n");
   for (const auto& [n, v] : m.headers) {
     if (h2 && n.starts_with(':')) continue;  // shown in the start line
-    append_clean(out, n);
-    out += ": ";
-    append_clean(out, v);
-    out += '\n';
+    append_sanitized(w, n);
+    w.put(": ");
+    append_sanitized(w, v);
+    w.put('\n');
   }
-  out += '\n';
-  if (m.body_bytes == 0) return;
-  const std::string_view body = display_body(m);
-  const std::string_view enc = m.header("content-encoding");
-  if (!enc.empty()) {
-    out += fmt::format("[body: {} bytes, Content-Encoding ", m.body_bytes);
-    append_clean(out, enc);
-    out += fmt::format(" {}]\n", body_state_name(m));
+  w.put('\n');
+  if (m.body_bytes > 0) {
+    const std::string_view body = display_body(m);
+    const std::string_view enc = m.header("content-encoding");
+    if (!enc.empty()) {
+      w.put(fmt::format("[body: {} bytes, Content-Encoding ", m.body_bytes));
+      append_sanitized(w, enc);
+      w.put(fmt::format(" {}]\n", body_state_name(m)));
+    }
+    if (hex) {
+      append_hex_dump(w, {reinterpret_cast<const uint8_t*>(body.data()), body.size()});
+    } else if (is_printable_text(body)) {
+      w.put(body);
+      if (!body.empty() && body.back() != '\n') w.put('\n');
+    } else {
+      w.put(fmt::format("[binary body: {} bytes shown in hex with --hex]\n", body.size()));
+    }
+    if (m.body_cut || m.shown.status == http::DecodedBody::Status::kCut)
+      w.put(fmt::format("[body cut: {} bytes kept of {} (--http-body-max)]\n", m.body.size(), m.body_bytes));
   }
-  if (!hex && printable(body)) {
-    out += body;
-    if (!body.empty() && body.back() != '\n') out += '\n';
-  } else if (hex) {
-    std::string dump;
-    LineWriter w(dump);
-    append_hex_dump(w, {reinterpret_cast<const uint8_t*>(body.data()), body.size()});
-    w.finish();
-    out += dump;
-  } else {
-    out += fmt::format("[binary body: {} bytes shown in hex with --hex]\n", body.size());
-  }
-  if (m.body_cut || m.shown.status == http::DecodedBody::Status::kCut)
-    out += fmt::format("[body cut: {} bytes kept of {} (--http-body-max)]\n", m.body.size(), m.body_bytes);
+  w.finish();
 }
 
 void render_exchange(const http::Exchange& x, std::string& out) {
+  LineWriter w(out);
   const http::Message* rq = x.request;
   const http::Message* rs = x.response;
   if (rq) {
-    append_clean(out, rq->method);
-    out += ' ';
-    append_clean(out, rq->authority.empty() ? std::string_view("-") : std::string_view(rq->authority));
-    out += ' ';
-    append_clean(out, rq->path);
+    append_sanitized(w, rq->method);
+    w.put(' ');
+    append_sanitized(w, rq->authority.empty() ? std::string_view("-") : std::string_view(rq->authority));
+    w.put(' ');
+    append_sanitized(w, rq->path);
   } else {
-    out += "(request not seen)";
+    w.put("(request not seen)");
   }
-  out += " -> ";
-  if (rs) out += fmt::format("{}", rs->status);
-  else out += "(no response)";
+  w.put(" -> ");
+  w.put(rs ? fmt::format("{}", rs->status) : std::string("(no response)"));
   const http::Message* any = rq ? rq : rs;
-  out += fmt::format(" {}", http::version_name(any->version));
-  if (any->version == http::Version::kHttp2) out += fmt::format(" stream {}", any->stream_id);
-  if (x.wait_ns >= 0) out += fmt::format(" wait {} total {}", ms(x.wait_ns), ms(x.total_ns));
-  out += fmt::format(" request {}+{} B", rq ? rq->header_bytes : 0, rq ? rq->body_bytes : 0);
-  out += fmt::format(" response {}+{} B", rs ? rs->header_bytes : 0, rs ? rs->body_bytes : 0);
-  if ((rq && rq->incomplete) || (rs && rs->incomplete)) out += " (incomplete)";
+  w.put(fmt::format(" {}", http::version_name(any->version)));
+  if (any->version == http::Version::kHttp2) w.put(fmt::format(" stream {}", any->stream_id));
+  if (x.wait_ns >= 0) w.put(fmt::format(" wait {} total {}", ms(x.wait_ns), ms(x.total_ns)));
+  w.put(fmt::format(" request {}+{} B", rq ? rq->header_bytes : 0, rq ? rq->body_bytes : 0));
+  w.put(fmt::format(" response {}+{} B", rs ? rs->header_bytes : 0, rs ? rs->body_bytes : 0));
+  if ((rq && rq->incomplete) || (rs && rs->incomplete)) w.put(" (incomplete)");
+  w.finish();
 }
 
 }  // namespace clearcap

@@ -17,6 +17,10 @@ std::string_view display_body(const http::Message& m);
 // "decoded", "identity", "cut", "truncated", "error", "unsupported".
 std::string_view body_state_name(const http::Message& m);
 
+// A message or exchange event (ev.http / ev.exchange) as text: one of the
+// two below.
+void render_http_event(const Event& ev, bool hex, std::string& out);
+
 // Start line, headers, blank line, the body when it is text (else a note
 // with its size; `hex`: a hexdump -C dump of it).
 void render_message(const http::Message& m, bool hex, std::string& out);

@@ -72,30 +72,6 @@ void append_json_text(LineWriter& w, std::string_view s) {
   append_json_string(w, s, !is_valid_utf8(s));
 }
 
-// Standard base64 (RFC 4648 §4) with padding.
-void append_base64(std::string& out, std::span<const uint8_t> in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  const size_t start = out.size();
-  out.resize(start + (in.size() + 2) / 3 * 4);
-  char* p = out.data() + start;
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = uint32_t{in[i]} << 16 | uint32_t{in[i + 1]} << 8 | in[i + 2];
-    *p++ = kAlphabet[v >> 18];
-    *p++ = kAlphabet[(v >> 12) & 0x3f];
-    *p++ = kAlphabet[(v >> 6) & 0x3f];
-    *p++ = kAlphabet[v & 0x3f];
-  }
-  const size_t rest = in.size() - i;
-  if (rest == 0) return;
-  const uint32_t v = uint32_t{in[i]} << 16 | (rest == 2 ? uint32_t{in[i + 1]} << 8 : 0);
-  *p++ = kAlphabet[v >> 18];
-  *p++ = kAlphabet[(v >> 12) & 0x3f];
-  *p++ = rest == 2 ? kAlphabet[(v >> 6) & 0x3f] : '=';
-  *p = '=';
-}
-
 // The field writers below are small and `inline`, a hint GCC at -O2 needs to
 // inline them: a field's name then becomes a few immediate stores rather than
 // a memcpy call, and each field costs one LineWriter bounds check.
@@ -155,7 +131,7 @@ void append_http_message(LineWriter& w, const http::Message& m) {
   if (m.kind == http::Kind::kRequest) {
     append_text_field(w, "method", m.method);
     append_text_field(w, "path", m.path);
-    append_text_field(w, "authority", m.authority.empty() ? m.header("host") : std::string_view(m.authority));
+    append_text_field(w, "authority", m.authority);
   } else {
     append_field(w, "status", m.status);
     append_text_field(w, "reason", m.reason);
@@ -187,7 +163,7 @@ void append_http_message(LineWriter& w, const http::Message& m) {
     } else {
       append_key(w, "body_b64");
       w.put('"');
-      append_base64(w.string(), {reinterpret_cast<const uint8_t*>(body.data()), body.size()});
+      append_base64(w.string(), body);
       w.put('"');
     }
   }
@@ -205,8 +181,7 @@ void append_http_exchange(LineWriter& w, const http::Exchange& x) {
   w.put(",\"http\":{\"version\":");
   append_json_text(w, http::version_name(any->version));
   append_text_field(w, "method", rq ? std::string_view(rq->method) : std::string_view());
-  append_text_field(w, "authority", rq ? (rq->authority.empty() ? rq->header("host") : std::string_view(rq->authority))
-                                       : std::string_view());
+  append_text_field(w, "authority", rq ? std::string_view(rq->authority) : std::string_view());
   append_text_field(w, "path", rq ? std::string_view(rq->path) : std::string_view());
   append_field(w, "status", rs ? rs->status : 0);
   append_field(w, "stream_id", any->stream_id);
