@@ -25,6 +25,11 @@ std::string metrics_text(const Counters& t, const LiveGauges& g) {
     p.sample("clearcap_output_dropped_events_total", {{"output", o.name}}, o.dropped_events);
   p.family("clearcap_output_dropped_bytes_total", "counter", "Bytes not delivered, per output.");
   for (const auto& o : t.outputs) p.sample("clearcap_output_dropped_bytes_total", {{"output", o.name}}, o.dropped_bytes);
+  p.family("clearcap_output_longest_write_seconds", "gauge",
+           "The longest one write or send took, per output: a destination that holds writes this long fills its "
+           "queue.");
+  for (const auto& o : t.outputs)
+    p.sample("clearcap_output_longest_write_seconds", {{"output", o.name}}, static_cast<double>(o.longest_write_ns) / 1e9);
   p.family("clearcap_reader_queue_batches", "gauge", "Batches waiting for the processor, per reader.");
   for (const auto& [id, batches] : g.reader_queues)
     p.sample("clearcap_reader_queue_batches", {{"reader", std::to_string(id)}}, batches);
@@ -42,8 +47,9 @@ std::string metrics_text(const Counters& t, const LiveGauges& g) {
 std::string counters_json(const Counters& t) {
   std::vector<std::string> outputs;
   for (const auto& o : t.outputs)
-    outputs.push_back(fmt::format(R"({{"name":"{}","write_errors":{},"dropped_events":{},"dropped_bytes":{}}})",
-                                  json_escape_text(o.name), o.write_errors, o.dropped_events, o.dropped_bytes));
+    outputs.push_back(fmt::format(
+        R"({{"name":"{}","write_errors":{},"dropped_events":{},"dropped_bytes":{},"longest_write_ns":{}}})",
+        json_escape_text(o.name), o.write_errors, o.dropped_events, o.dropped_bytes, o.longest_write_ns));
   std::string out = "{";
   for (const auto& c : activity_counters()) out += fmt::format(R"("{}":{},)", c.name, c.value(t));
   return out + fmt::format(R"({},"outputs":[{}]}})", losses_json(t), fmt::join(outputs, ","));

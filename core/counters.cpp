@@ -112,9 +112,13 @@ std::vector<std::string> summary_lines(const Counters& t, double seconds, const 
   out.push_back(fmt::format("stream gaps seen in output: {} ({} bytes); events out of order: {}", t.gaps, t.gap_bytes,
                             t.late));
   for (const auto& o : t.outputs)
-    out.push_back(fmt::format("output {}: {} write errors, {} bytes and {} events not delivered{}", o.name,
-                              o.write_errors, o.dropped_bytes, o.dropped_events,
-                              o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : ""));
+    out.push_back(fmt::format(
+        "output {}: {} write errors, {} bytes and {} events not delivered{}{}", o.name, o.write_errors, o.dropped_bytes,
+        o.dropped_events, o.last_errno ? fmt::format(" (last error: {})", std::strerror(o.last_errno)) : "",
+        // Why a queue filled without an error: how long the destination held one write.
+        o.dropped_events && o.longest_write_ns
+            ? fmt::format("; longest write {} ms", (o.longest_write_ns + 999'999) / 1'000'000)
+            : ""));
   out.push_back(fmt::format("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}",
                             t.bpf[CC_STAT_NO_FD], t.bpf[CC_STAT_FILTERED], t.stalls));
   out.push_back(fmt::format("targets that appeared after start: {} hooked, {} not hooked (not captured)",

@@ -35,6 +35,7 @@ struct OutputCounters {
   uint64_t dropped_events = 0;  // events (messages) not delivered: a loss
   uint64_t dropped_bytes = 0;
   int last_errno = 0;
+  uint64_t longest_write_ns = 0;  // SinkStats::longest_write_ns
 };
 
 // One snapshot of every counter.

@@ -4,6 +4,8 @@
 // collect_stats() (see there).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,7 +28,16 @@ struct SinkStats {
   uint64_t dropped_bytes = 0;   // encoded bytes that could not be delivered
   uint64_t dropped_events = 0;  // whole events not delivered (slow or absent peer)
   int last_errno = 0;           // of the last failure, 0 if none
+  // The longest one write or send to the destination took: why a queue
+  // filled (a disk held back by dirty-page writeback, a peer reading slowly).
+  uint64_t longest_write_ns = 0;
 };
+
+// Writer thread (the only writer of `longest`): keeps the longest write seen.
+inline void note_write_time(std::atomic<uint64_t>& longest, std::chrono::nanoseconds took) {
+  const auto ns = static_cast<uint64_t>(took.count());
+  if (ns > longest.load(std::memory_order_relaxed)) longest.store(ns, std::memory_order_relaxed);
+}
 
 class EventSink {
  public:

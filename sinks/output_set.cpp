@@ -1,5 +1,6 @@
 #include "sinks/output_set.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -118,6 +119,8 @@ Result<void> OutputSet::add_record(Record r) {
     CaptureFileSink::Options wopts;
     wopts.level = r.zstd_level;
     wopts.clearcap_version = r.version;
+    // --output-queue-mb raises -w's queue too (1 MiB batches), never below its own default.
+    wopts.buffers = std::max<size_t>(wopts.buffers, opts_.queue_mb);
     auto w = CaptureFileSink::open_rotating(r.capture_file, rotation_, wopts);
     if (!w) return tl::unexpected(w.error());
     capture_file_ = w->get();

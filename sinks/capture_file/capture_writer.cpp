@@ -302,7 +302,10 @@ void CaptureFileSink::write_batch(Buffer& b) {
   info.reserve(8 + capfile::kBatchInfoSize);
   capfile::append_batch_frame(b.info, info);
   std::memcpy(frame_.data() + info_at, info.data(), info.size());
-  if (auto r = out_->write(frame_); !r) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = out_->write(frame_);
+  note_write_time(longest_write_ns_, std::chrono::steady_clock::now() - t0);
+  if (!r) {
     fail(r.error().err, b.info.records, b.used);
     return;
   }
@@ -311,7 +314,8 @@ void CaptureFileSink::write_batch(Buffer& b) {
 
 void CaptureFileSink::collect_stats(std::vector<SinkStats>& out) const {
   out.push_back({name_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
-                 dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed)});
+                 dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed),
+                 longest_write_ns_.load(std::memory_order_relaxed)});
 }
 
 }  // namespace clearcap

@@ -178,6 +178,7 @@ class CaptureFileSink : public EventSink {
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<uint64_t> dropped_bytes_{0};
   std::atomic<uint64_t> dropped_events_{0};
+  std::atomic<uint64_t> longest_write_ns_{0};  // written by the writer thread only
   std::atomic<int> last_errno_{0};
   std::atomic<bool> reopen_{false};
 };

@@ -126,7 +126,8 @@ void AsyncWriter::request_reopen() {
 SinkStats AsyncWriter::stats() const {
   if (abandoned_.load(std::memory_order_acquire)) return frozen_;
   return {name_, write_errors_.load(std::memory_order_relaxed), dropped_bytes_.load(std::memory_order_relaxed),
-          dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed)};
+          dropped_events_.load(std::memory_order_relaxed), last_errno_.load(std::memory_order_relaxed),
+          longest_write_ns_.load(std::memory_order_relaxed)};
 }
 
 void AsyncWriter::failed(const Error& e) { last_errno_.store(e.err ? e.err : EIO, std::memory_order_relaxed); }
@@ -153,6 +154,7 @@ bool AsyncWriter::drain_once() {
 
   size_t sent = 0;
   Result<void> r;
+  const auto t0 = Clock::now();
   if (transport_->is_stream()) {
     r = transport_->send_stream({batch_.data(), batch_.size()}, &sent);
   } else {
@@ -163,6 +165,7 @@ bool AsyncWriter::drain_once() {
       start = sent = end;
     }
   }
+  note_write_time(longest_write_ns_, Clock::now() - t0);
   // Whole records sent are delivered; a record cut in the middle is lost
   // (its tail would be garbage on the next connection); the rest is kept.
   size_t done_records = 0;

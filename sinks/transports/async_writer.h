@@ -138,6 +138,7 @@ class AsyncWriter {
   // Any thread reads (relaxed: plain counters).
   std::atomic<uint64_t> dropped_events_{0}, dropped_bytes_{0}, write_errors_{0}, delivered_{0}, connects_{0};
   std::atomic<uint64_t> accepted_{0}, rejected_{0};
+  std::atomic<uint64_t> longest_write_ns_{0};  // written by the writer thread only
   // abandon(): stats frozen with every unsettled record counted lost.
   std::atomic<bool> abandoned_{false};
   SinkStats frozen_;

@@ -121,6 +121,29 @@ TEST(AsyncWriter, StuckDestinationNeverBlocksTheProducerAndLossesAreExact) {
   EXPECT_EQ(w.delivered_events(), static_cast<uint64_t>(accepted));
 }
 
+TEST(AsyncWriter, RecordsTheLongestWriteTheDestinationHeld) {
+  auto t = std::make_unique<FakeTransport>();
+  FakeTransport* fake = t.get();
+  AsyncWriter w("fake", std::move(t), small_queue());
+  w.start();
+  ASSERT_TRUE(eventually([&] { return w.connected(); }));
+  ASSERT_TRUE(w.push("fast"));
+  w.wake();
+  ASSERT_TRUE(eventually([&] { return w.delivered_events() == 1; }));
+  EXPECT_LT(w.stats().longest_write_ns, 50'000'000u) << "an unblocked send took 50 ms";
+  {
+    std::lock_guard lk(fake->mu);
+    fake->blocked = true;
+  }
+  ASSERT_TRUE(w.push("held"));
+  w.wake();
+  std::this_thread::sleep_for(120ms);  // the send waits at least ~100 ms of this
+  fake->release();
+  ASSERT_TRUE(eventually([&] { return w.delivered_events() == 2; }));
+  EXPECT_GE(w.stats().longest_write_ns, 60'000'000u);
+  w.stop();
+}
+
 TEST(AsyncWriter, ReconnectsWithBackoffAndDeliversWhatWasQueued) {
   auto t = std::make_unique<FakeTransport>();
   FakeTransport* fake = t.get();

@@ -85,6 +85,21 @@ TEST(Counters, SummaryListsEveryCauseAndTheTotal) {
   EXPECT_EQ(lines.size(), 1 + non_output_rows);
 }
 
+TEST(Counters, OutputLineSaysHowLongTheDestinationHeldAWriteWhenItLostEvents) {
+  Counters c;
+  c.outputs.push_back(OutputCounters{"/var/cap.jsonl", 0, 2090, 35076468, 0, 840'000'001});
+  c.outputs.push_back(OutputCounters{"stdout", 0, 0, 0, 0, 900'000'000});  // slow but nothing lost: no noise
+  const auto lines = summary_lines(c, 1.0, {});
+  auto line_of = [&](const std::string& prefix) {
+    for (const auto& l : lines)
+      if (l.rfind(prefix, 0) == 0) return l;
+    return std::string();
+  };
+  EXPECT_EQ(line_of("output /var/cap.jsonl:"),
+            "output /var/cap.jsonl: 0 write errors, 35076468 bytes and 2090 events not delivered; longest write 841 ms");
+  EXPECT_EQ(line_of("output stdout:"), "output stdout: 0 write errors, 0 bytes and 0 events not delivered");
+}
+
 TEST(Counters, MetricsAndStatusCarryTheSameRows) {
   Counters c = sample();
   const auto want = expected_by_cause(c);

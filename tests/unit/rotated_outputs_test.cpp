@@ -88,7 +88,9 @@ TEST(RotatedCaptureFile, SizeRotationGivesIndependentlyReadablePieces) {
   const std::regex name(".*/cap\\.2026112[0-9]-[0-9]{6}(-[0-9]+)?\\.ccap");
   std::vector<uint64_t> seqs;
   for (const auto& f : files) {
-    if (f != path) EXPECT_TRUE(std::regex_match(f, name)) << f;
+    if (f != path) {
+      EXPECT_TRUE(std::regex_match(f, name)) << f;
+    }
     struct stat stt {};
     ASSERT_EQ(::stat(f.c_str(), &stt), 0);
     EXPECT_LE(static_cast<uint64_t>(stt.st_size), rot.max_bytes) << f;

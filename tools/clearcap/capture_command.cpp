@@ -50,7 +50,7 @@ Counters collect(const CaptureSession& session, const OutputSet& outs, const Tar
   std::vector<SinkStats> stats;
   outs.collect_stats(stats);
   for (const auto& s : stats)
-    t.outputs.push_back(OutputCounters{s.name, s.write_errors, s.dropped_events, s.dropped_bytes, s.last_errno});
+    t.outputs.push_back(OutputCounters{s.name, s.write_errors, s.dropped_events, s.dropped_bytes, s.last_errno, s.longest_write_ns});
   return t;
 }
 
