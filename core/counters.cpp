@@ -53,6 +53,27 @@ constexpr CounterInfo kActivity[] = {
     {"targets_not_attached", "Library files that appeared after start and could not be hooked: their plaintext "
                              "is not captured (the log names them).",
      [](const Counters& c) { return c.targets_not_attached; }},
+    // The protocol stage (0 when nothing shows events, or with --no-http).
+    {"http_connections", "Connections recognised as HTTP/1.x or HTTP/2.",
+     [](const Counters& c) { return c.http.connections; }},
+    {"http_messages", "HTTP messages reported, incomplete ones included.",
+     [](const Counters& c) { return c.http.messages; }},
+    {"http_incomplete_messages", "HTTP messages reported incomplete (a gap, the end of capture, a bound).",
+     [](const Counters& c) { return c.http.incomplete; }},
+    {"http_bodies_cut", "HTTP bodies longer than --http-body-max, shown cut.",
+     [](const Counters& c) { return c.http.bodies_cut; }},
+    {"http_exchanges", "HTTP requests paired with their responses, unpaired ones included.",
+     [](const Counters& c) { return c.http.exchanges; }},
+    {"http_unpaired_exchanges", "HTTP exchanges with a half missing.", [](const Counters& c) { return c.http.unpaired; }},
+    {"http_unpaired_gap_exchanges", "Of them, HTTP/1 requests whose response was in lost bytes.",
+     [](const Counters& c) { return c.http.unpaired_gap; }},
+    {"http_parse_errors", "HTTP/1 parse errors, HTTP/2 framing and HPACK errors.",
+     [](const Counters& c) { return c.http.parse_errors; }},
+    {"http_headers_unknown", "HTTP/2 header blocks that needed HPACK state from before capture (not decoded).",
+     [](const Counters& c) { return c.http.hpack_unknown; }},
+    {"http_stream_gaps", "Stream gaps the HTTP parsers resynchronised after.", [](const Counters& c) { return c.http.gaps; }},
+    {"http_given_up", "HTTP connections and waiting requests given up at the stage's bounds.",
+     [](const Counters& c) { return c.http.evicted; }},
 };
 
 }  // namespace

@@ -38,6 +38,12 @@ struct OutputCounters {
   uint64_t longest_write_ns = 0;  // SinkStats::longest_write_ns
 };
 
+// The protocol stage's counters (proto/http/stage.h), when it runs.
+struct HttpCounters {
+  uint64_t connections = 0, messages = 0, incomplete = 0, bodies_cut = 0, exchanges = 0, unpaired = 0,
+           unpaired_gap = 0, parse_errors = 0, hpack_unknown = 0, gaps = 0, evicted = 0;
+};
+
 // One snapshot of every counter.
 struct Counters {
   std::array<uint64_t, CC_STAT__COUNT> bpf{};
@@ -49,6 +55,7 @@ struct Counters {
   // (their plaintext is not captured: named in the log).
   uint64_t targets_attached_later = 0, targets_not_attached = 0;
   std::vector<OutputCounters> outputs;
+  HttpCounters http;
 
   // Every loss row, kernel causes in table order, then reader, processor
   // and one row per output. `output` is empty except on output rows.

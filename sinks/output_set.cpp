@@ -198,8 +198,9 @@ std::vector<std::string> OutputSet::delivery_lines() const {
   std::vector<std::string> out;
   if (capture_file_)
     out.push_back(fmt::format("capture file: {} frames, {} of them compressed at a faster level than --zstd-level "
-                              "{} because compression fell behind",
-                              capture_file_->frames_written(), capture_file_->frames_faster(), zstd_level_));
+                              "{} and {} stored uncompressed because compression fell behind",
+                              capture_file_->frames_written(), capture_file_->frames_faster(), zstd_level_,
+                              capture_file_->frames_stored()));
   for (const auto& x : outputs_->extras())
     if (x.network)
       out.push_back(fmt::format("output {}: {} records delivered, {} connection(s) made", x.name, x.delivered,

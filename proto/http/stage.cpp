@@ -525,15 +525,21 @@ void Stage::finish() {
   lru_.clear();
 }
 
-std::string Stage::summary_line() const {
+HttpCounters Stage::snapshot() const {
   auto v = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const Counters& k = counters_;
+  return {v(k.connections), v(k.messages),     v(k.incomplete),    v(k.bodies_cut), v(k.exchanges), v(k.unpaired),
+          v(k.unpaired_gap), v(k.parse_errors), v(k.hpack_unknown), v(k.gaps),       v(k.evicted)};
+}
+
+std::string Stage::summary_line() const {
+  const HttpCounters k = snapshot();
   return fmt::format(
       "http: {} connections, {} messages ({} incomplete, {} bodies cut to --http-body-max), {} exchanges ({} with a "
       "half missing, {} of them requests whose response was in lost bytes), {} parse errors, {} header blocks "
       "undecodable (HPACK state from before capture), {} stream gaps, {} given up at the bounds",
-      v(counters_.connections), v(counters_.messages), v(counters_.incomplete), v(counters_.bodies_cut),
-      v(counters_.exchanges), v(counters_.unpaired), v(counters_.unpaired_gap), v(counters_.parse_errors),
-      v(counters_.hpack_unknown), v(counters_.gaps), v(counters_.evicted));
+      k.connections, k.messages, k.incomplete, k.bodies_cut, k.exchanges, k.unpaired, k.unpaired_gap, k.parse_errors,
+      k.hpack_unknown, k.gaps, k.evicted);
 }
 
 }  // namespace clearcap::http

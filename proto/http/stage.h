@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/counters.h"
 #include "core/event_sink.h"
 #include "proto/http/message.h"
 
@@ -82,6 +83,8 @@ class Stage : public EventSink {
     std::atomic<uint64_t> bodies_cut{0};        // bodies longer than body_max (shown cut)
   };
   const Counters& counters() const { return counters_; }
+  // Any thread: the counters as plain numbers (/metrics, /status, the summary).
+  HttpCounters snapshot() const;
   // "http: N exchanges (M unpaired), ..." for the summary.
   std::string summary_line() const;
 

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -90,6 +91,38 @@ void append_batch_frame(const BatchInfo& b, std::vector<uint8_t>& out) {
   put<uint64_t>(out, b.first_boot_ns);
   put<uint64_t>(out, b.last_boot_ns);
   end_skippable(out, at);
+}
+
+namespace {
+// RFC 8878: a block holds at most 128 KiB; a frame of one segment needs no
+// window descriptor.
+constexpr size_t kZstdMaxBlock = 128 * 1024;
+constexpr size_t kStoredFrameHeader = 4 + 1 + 8;  // magic, descriptor, 8-byte content size
+}  // namespace
+
+size_t stored_zstd_frame_size(size_t n) {
+  const size_t blocks = n == 0 ? 1 : (n + kZstdMaxBlock - 1) / kZstdMaxBlock;
+  return kStoredFrameHeader + blocks * 3 + n;
+}
+
+void append_stored_zstd_frame(std::span<const uint8_t> data, std::vector<uint8_t>& out) {
+  put<uint32_t>(out, kZstdMagic);
+  // Frame_Header_Descriptor: 8-byte Frame_Content_Size (0b11 << 6), Single_Segment (1 << 5), no checksum, no dictionary.
+  out.push_back(0xE0);
+  put<uint64_t>(out, data.size());
+  size_t at = 0;
+  do {
+    const size_t n = std::min(kZstdMaxBlock, data.size() - at);
+    const bool last = at + n == data.size();
+    // Block_Header (3 bytes LE): Last_Block, Block_Type 0 (Raw_Block), Block_Size.
+    const uint32_t bh = static_cast<uint32_t>(n << 3) | (last ? 1u : 0u);
+    out.push_back(static_cast<uint8_t>(bh));
+    out.push_back(static_cast<uint8_t>(bh >> 8));
+    out.push_back(static_cast<uint8_t>(bh >> 16));
+    out.insert(out.end(), data.begin() + static_cast<std::ptrdiff_t>(at),
+               data.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+  } while (at < data.size());
 }
 
 Result<Header> parse_header(std::span<const uint8_t> payload) {

@@ -62,6 +62,12 @@ inline constexpr size_t kRecordPrefix = 4;
 // Appends the whole skippable frame (magic, size, payload).
 void append_header_frame(const Header& h, std::vector<uint8_t>& out);
 void append_batch_frame(const BatchInfo& b, std::vector<uint8_t>& out);
+// Appends `data` as a zstd frame of raw (stored) blocks: valid zstd that
+// any decoder reads, made at the cost of a copy. The writer's last resort
+// when compression falls behind the capture.
+void append_stored_zstd_frame(std::span<const uint8_t> data, std::vector<uint8_t>& out);
+// Its size for `n` bytes of content.
+size_t stored_zstd_frame_size(size_t n);
 // Parse the payload (without magic and size).
 Result<Header> parse_header(std::span<const uint8_t> payload);
 Result<BatchInfo> parse_batch_info(std::span<const uint8_t> payload);

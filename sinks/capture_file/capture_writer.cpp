@@ -130,6 +130,7 @@ CaptureFileSink::CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opt
     storage_.push_back(std::move(b));
   }
   frame_.reserve(ZSTD_compressBound(opts_.batch_bytes + kMaxRecord) + 64);
+  info_scratch_.reserve(8 + capfile::kBatchInfoSize);
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, opts_.level);
   level_in_use_ = opts_.level;
@@ -263,21 +264,21 @@ void CaptureFileSink::fail(int err, uint64_t events, uint64_t bytes) {
   dropped_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
-int CaptureFileSink::level_for_backlog(int level, size_t waiting, size_t buffers) {
+std::optional<int> CaptureFileSink::level_for_backlog(int level, size_t waiting, size_t buffers) {
+  // At most buffers - 2 can wait (one is being filled, one written).
   if (waiting * 4 <= buffers) return level;
   if (waiting * 2 <= buffers) return std::min(level, -5);
-  if (waiting * 4 <= buffers * 3) return std::min(level, -50);
-  return ZSTD_minCLevel();
+  if (waiting * 8 <= buffers * 5) return std::min(level, -50);
+  return std::nullopt;  // stored: a copy, whatever the data
 }
 
 void CaptureFileSink::write_batch(Buffer& b) {
-  // Behind: compress faster rather than let the processor drop events.
-  const int level = level_for_backlog(opts_.level, full_.size_approx(), opts_.buffers);
-  if (level != level_in_use_) {
-    ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
-    level_in_use_ = level;
-  }
-  if (level != opts_.level) frames_faster_.fetch_add(1, std::memory_order_relaxed);
+  // Behind: compress faster, and in the end store the batch as it is,
+  // rather than let the processor drop events. Only a destination slower
+  // than copying loses them.
+  const std::optional<int> level = level_for_backlog(opts_.level, full_.size_approx(), opts_.buffers);
+  if (!level) frames_stored_.fetch_add(1, std::memory_order_relaxed);
+  else if (*level != opts_.level) frames_faster_.fetch_add(1, std::memory_order_relaxed);
   frame_.clear();
   if (out_->at_file_start()) {
     capfile::Header h = header_;
@@ -288,20 +289,27 @@ void CaptureFileSink::write_batch(Buffer& b) {
   const size_t info_at = frame_.size();
   capfile::append_batch_frame(b.info, frame_);
   const size_t data_at = frame_.size();
-  const size_t bound = ZSTD_compressBound(b.used);
-  frame_.resize(data_at + bound);  // within the reserved capacity: no allocation
-  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame_.data() + data_at, bound, b.data.data(), b.used);
-  if (ZSTD_isError(n)) {
-    fail(EIO, b.info.records, b.used);
-    return;
+  if (level) {
+    if (*level != level_in_use_) {
+      ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, *level);
+      level_in_use_ = *level;
+    }
+    const size_t bound = ZSTD_compressBound(b.used);
+    frame_.resize(data_at + bound);  // within the reserved capacity: no allocation
+    size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame_.data() + data_at, bound, b.data.data(), b.used);
+    if (ZSTD_isError(n)) {
+      fail(EIO, b.info.records, b.used);
+      return;
+    }
+    frame_.resize(data_at + n);
+  } else {
+    capfile::append_stored_zstd_frame({b.data.data(), b.used}, frame_);  // within the reserved capacity too
   }
-  frame_.resize(data_at + n);
-  b.info.compressed_bytes = static_cast<uint32_t>(n);
-  // Rewrite the descriptor now that the compressed size is known (same size).
-  std::vector<uint8_t> info;
-  info.reserve(8 + capfile::kBatchInfoSize);
-  capfile::append_batch_frame(b.info, info);
-  std::memcpy(frame_.data() + info_at, info.data(), info.size());
+  b.info.compressed_bytes = static_cast<uint32_t>(frame_.size() - data_at);
+  // Rewrite the descriptor now that the frame's size is known (same size).
+  info_scratch_.clear();
+  capfile::append_batch_frame(b.info, info_scratch_);
+  std::memcpy(frame_.data() + info_at, info_scratch_.data(), info_scratch_.size());
   const auto t0 = std::chrono::steady_clock::now();
   auto r = out_->write(frame_);
   note_write_time(longest_write_ns_, std::chrono::steady_clock::now() - t0);

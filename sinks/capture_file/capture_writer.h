@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -139,12 +140,15 @@ class CaptureFileSink : public EventSink {
   void request_reopen() { reopen_.store(true, std::memory_order_release); }
 
   uint64_t frames_written() const { return frames_.load(std::memory_order_relaxed); }
-  // Frames compressed at a faster level than asked because batches queued up.
+  // Frames compressed at a faster level than asked, or stored uncompressed,
+  // because batches queued up.
   uint64_t frames_faster() const { return frames_faster_.load(std::memory_order_relaxed); }
+  uint64_t frames_stored() const { return frames_stored_.load(std::memory_order_relaxed); }
   // The level for a frame when `waiting` batches queue behind it: the chosen
-  // level while at most a quarter of the buffers wait, then -5, -50 and
-  // zstd's fastest as the queue passes a quarter, half and three quarters.
-  static int level_for_backlog(int level, size_t waiting, size_t buffers);
+  // level while at most a quarter of the buffers wait, then -5 and -50 as
+  // the queue passes a quarter and a half; past five eighths nullopt: the
+  // frame is stored (raw zstd blocks), which costs a copy, whatever the data.
+  static std::optional<int> level_for_backlog(int level, size_t waiting, size_t buffers);
   uint64_t dropped_events() const { return dropped_events_.load(std::memory_order_relaxed); }
 
  private:
@@ -167,6 +171,7 @@ class CaptureFileSink : public EventSink {
   Buffer* cur_ = nullptr;  // processor thread
   moodycamel::BlockingReaderWriterQueue<Buffer*> full_;  // processor -> writer (nullptr = stop)
   moodycamel::ReaderWriterQueue<Buffer*> free_;          // writer -> processor
+  std::vector<uint8_t> info_scratch_;                     // writer thread: a batch descriptor
   std::vector<uint8_t> frame_;                            // writer thread: descriptor + compressed frame
   void* cctx_ = nullptr;                                  // ZSTD_CCtx, writer thread
   std::jthread writer_;
@@ -174,6 +179,7 @@ class CaptureFileSink : public EventSink {
 
   std::atomic<uint64_t> frames_{0};
   std::atomic<uint64_t> frames_faster_{0};
+  std::atomic<uint64_t> frames_stored_{0};
   int level_in_use_ = 0;  // writer thread: the level cctx_ is set to
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<uint64_t> dropped_bytes_{0};

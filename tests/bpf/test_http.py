@@ -21,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import remote_util as r  # noqa: E402
 
 h.privilege_gate()
 
@@ -260,12 +261,23 @@ class HttpTest(unittest.TestCase):
         token = h.new_token()
         with h.Nginx() as ngx, tempfile.TemporaryDirectory() as tmp:
             dest = os.path.join(tmp, "summary.txt")
-            with h.Clearcap(["--http-summary", "--eventaddr", dest], fmt="text"):
+            with h.Clearcap(["--http-summary", "--eventaddr", dest, "--listen", "127.0.0.1:0"], fmt="text") as cap:
+                addr = r.api_addr(cap)
                 for i in range(3):
                     h.curl_get(self, ngx.port, f"/{token}/{i}")
                 h.wait_for(lambda: os.path.exists(dest) and open(dest).read().count(token) >= 6, 10,
                            what="six summary lines")
+                # The stage's counters in /metrics and /status, from the same table.
+                status, metrics = r.api(addr, "GET", "/metrics")
+                self.assertEqual(status, 200)
+                status, body = r.api(addr, "GET", "/status")
+                self.assertEqual(status, 200)
             lines = open(dest).read().splitlines()
+            for name, want in (("exchanges", 6), ("messages", 12), ("connections", 6), ("parse_errors", 0)):
+                m = re.search(rf"^clearcap_http_{name}_total (\d+)$", metrics, re.M)
+                self.assertTrue(m, metrics)
+                self.assertEqual(int(m.group(1)), want, name)
+                self.assertEqual(body["data"]["counters"][f"http_{name}"], want, body)
         mine = [ln for ln in lines if token in ln]
         self.assertEqual(len(mine), 6, lines)  # curl's view and nginx's, per request
         pat = re.compile(r"^\S+ (curl|nginx) pid=\d+ .* conn=\d+ http_exchange GET 127\.0\.0\.1:%d /%s/(\d) -> 200 "

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -256,31 +257,88 @@ class StuckOutput : public CaptureOutput {
   std::string name_ = "stuck";
 };
 
-TEST(CaptureFile, SlowOutputDropsAndCountsInsteadOfBlocking) {
+// A sink whose output is stuck, fed `n` records (write() never blocks); the
+// output is released and the file read back. Every event is either in the
+// file or counted.
+struct StuckRun {
+  uint64_t dropped = 0;
+  uint64_t read_back = 0;
+  uint64_t stored = 0, faster = 0;
+  int zstd_test = -1;  // exit status of `zstd -t` on the file
+};
+
+StuckRun run_stuck(CaptureFileSink::Options o, size_t n, const std::string& name) {
   auto out = std::make_unique<StuckOutput>();
   StuckOutput* stuck = out.get();
+  CaptureFileSink sink(std::move(out), o);
+  std::vector<uint64_t> offs(n);
+  auto recs = make_records(n, offs.data());
+  for (size_t i = 0; i < recs.size(); ++i) sink.write(recs[i].event(recs[i].raw.ts_ns + offs[0]));
+  StuckRun run;
+  std::vector<SinkStats> st;
+  sink.collect_stats(st);
+  run.dropped = st.at(0).dropped_events;
+  stuck->release();
+  sink.finish();
+  run.stored = sink.frames_stored();
+  run.faster = sink.frames_faster();
+  const std::string p = tmp_path(name);
+  spit(p, stuck->data_);
+  run.zstd_test = std::system(("zstd -q -t '" + p + "'").c_str());
+  auto r = CaptureReader::open(p);
+  EXPECT_TRUE(r);
+  Event ev;
+  while (r && (*r)->next(ev)) ++run.read_back;
+  std::remove(p.c_str());
+  EXPECT_EQ(run.read_back + run.dropped, n);  // every event is either in the file or counted
+  return run;
+}
+
+TEST(CaptureFile, SlowOutputDropsAndCountsInsteadOfBlocking) {
   CaptureFileSink::Options o;
   o.batch_bytes = 4096;
   o.buffers = 3;
-  CaptureFileSink sink(std::move(out), o);
-  std::vector<uint64_t> offs(300);
-  auto recs = make_records(300, offs.data());
-  for (size_t i = 0; i < recs.size(); ++i) sink.write(recs[i].event(recs[i].raw.ts_ns + offs[0]));  // returns: never blocks
-  std::vector<SinkStats> st;
-  sink.collect_stats(st);
-  const uint64_t dropped = st.at(0).dropped_events;
-  EXPECT_GT(dropped, 200u);
-  stuck->release();
-  sink.finish();
-  const std::string p = tmp_path("stuck.ccap");
-  spit(p, stuck->data_);
-  auto r = CaptureReader::open(p);
-  ASSERT_TRUE(r);
-  Event ev;
-  uint64_t n = 0;
-  while ((*r)->next(ev)) ++n;
-  EXPECT_EQ(n + dropped, recs.size());  // every event is either in the file or counted
-  std::remove(p.c_str());
+  EXPECT_GT(run_stuck(o, 300, "stuck.ccap").dropped, 200u);
+}
+
+TEST(CaptureFile, WriterFarBehindStoresFramesThatEveryZstdReads) {
+  CaptureFileSink::Options o;
+  o.batch_bytes = 4096;
+  o.buffers = 16;
+  const StuckRun run = run_stuck(o, 2000, "stored.ccap");
+  EXPECT_GT(run.dropped, 0u) << "16 buffers of 4 KiB cannot hold 2000 records";
+  // Released, the writer finds every buffer waiting.
+  EXPECT_GT(run.stored, 0u);
+  EXPECT_GT(run.faster, 0u);
+  EXPECT_EQ(run.zstd_test, 0);
+}
+
+TEST(CaptureFormat, StoredFramesDecodeAtEveryBlockBoundary) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{131071}, size_t{131072}, size_t{131073}, size_t{(1u << 20) + 5}}) {
+    std::vector<uint8_t> data(n);
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<uint8_t>(i * 131 + (i >> 9));
+    std::vector<uint8_t> frame;
+    capfile::append_stored_zstd_frame(data, frame);
+    EXPECT_EQ(frame.size(), capfile::stored_zstd_frame_size(n)) << n;
+    EXPECT_EQ(ZSTD_getFrameContentSize(frame.data(), frame.size()), n) << n;
+    EXPECT_EQ(ZSTD_findFrameCompressedSize(frame.data(), frame.size()), frame.size()) << n;
+    std::vector<uint8_t> back(n + 1);
+    const size_t got = ZSTD_decompress(back.data(), back.size(), frame.data(), frame.size());
+    ASSERT_FALSE(ZSTD_isError(got)) << n << ": " << ZSTD_getErrorName(got);
+    back.resize(got);
+    EXPECT_EQ(back, data) << n;
+  }
+}
+
+TEST(CaptureFormat, LevelFollowsTheBacklogDownToStored) {
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 0, 16), 3);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 4, 16), 3);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 5, 16), -5);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 8, 16), -5);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 9, 16), -50);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 10, 16), -50);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(3, 11, 16), std::nullopt);
+  EXPECT_EQ(CaptureFileSink::level_for_backlog(-100, 9, 16), -100);  // never slower than asked
 }
 
 // Full HTTP exchange on one connection, exported to pcapng and judged by tshark.

@@ -47,6 +47,7 @@ Counters collect(const CaptureSession& session, const OutputSet& outs, const Tar
     t.targets_attached_later = watch->attached_later();
     t.targets_not_attached = watch->not_attached();
   }
+  if (const http::Stage* stage = outs.http_stage()) t.http = stage->snapshot();
   std::vector<SinkStats> stats;
   outs.collect_stats(stats);
   for (const auto& s : stats)
