@@ -31,7 +31,7 @@ TEST_PKGS=(nginx-light curl openssl python3 ca-certificates zstd tshark python3-
 
 # Only tools/perf-harness needs these; it installs them itself (--perf), so
 # the test run does not.
-PERF_PKGS=(wrk bpftrace nginx-light openssl)
+PERF_PKGS=(wrk nghttp2-client bpftrace nginx-light openssl)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then

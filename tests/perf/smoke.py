@@ -48,7 +48,7 @@ def main():
             data = json.load(f)
     if which == "harness":
         res = data["results"]
-        for url in ("small", "64k", "small@rate"):
+        for url in ("small", "64k", "small@rate", "small@h2", "64k@h2"):
             rows = res.get(url) or fail(f"no results for /{url}")
             for cond in ("baseline", "floor", "clearcap-json"):
                 row = rows.get(cond) or fail(f"/{url}: no {cond} row")
