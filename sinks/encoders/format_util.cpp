@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <bit>
 #include <chrono>
 #include <cstring>
 
@@ -138,26 +139,65 @@ char* write_endpoint(char* p, AddrFamily family, const IpText& ip, uint16_t port
 }
 
 // Standard base64 (RFC 4648 §4) with padding.
+namespace {
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// The two characters of every 12-bit group, first one in the low byte: one
+// lookup and one 16-bit store where the plain loop does two of each. JSON
+// of binary payloads is mostly this (perf: 43 % of the processor's time at
+// 64 KiB HTTP/2 responses before it).
+struct Base64Pairs {
+  uint16_t v[4096];
+};
+
+constexpr Base64Pairs make_base64_pairs() {
+  Base64Pairs t{};
+  for (unsigned i = 0; i < 4096; ++i)
+    t.v[i] = static_cast<uint16_t>(static_cast<uint8_t>(kBase64[i >> 6]) |
+                                   static_cast<uint8_t>(kBase64[i & 63]) << 8);
+  return t;
+}
+
+constexpr Base64Pairs kBase64Pairs = make_base64_pairs();
+
+}  // namespace
+
 void append_base64(std::string& out, std::span<const uint8_t> in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const size_t start = out.size();
   out.resize(start + (in.size() + 2) / 3 * 4);
   char* p = out.data() + start;
+  const uint8_t* s = in.data();
+  const size_t n = in.size();
   size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = uint32_t{in[i]} << 16 | uint32_t{in[i + 1]} << 8 | in[i + 2];
-    *p++ = kAlphabet[v >> 18];
-    *p++ = kAlphabet[(v >> 12) & 0x3f];
-    *p++ = kAlphabet[(v >> 6) & 0x3f];
-    *p++ = kAlphabet[v & 0x3f];
+  if constexpr (std::endian::native == std::endian::little) {
+    // 6 bytes in, 8 characters out, from one 8-byte load (its last 2 bytes
+    // are read, not used: hence i + 8 <= n).
+    for (; i + 8 <= n; i += 6) {
+      uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      w = __builtin_bswap64(w);  // the first byte in the top bits
+      const uint64_t o = uint64_t{kBase64Pairs.v[(w >> 52) & 0xfff]} |
+                         uint64_t{kBase64Pairs.v[(w >> 40) & 0xfff]} << 16 |
+                         uint64_t{kBase64Pairs.v[(w >> 28) & 0xfff]} << 32 |
+                         uint64_t{kBase64Pairs.v[(w >> 16) & 0xfff]} << 48;
+      std::memcpy(p, &o, 8);
+      p += 8;
+    }
   }
-  const size_t rest = in.size() - i;
+  for (; i + 3 <= n; i += 3) {
+    const uint32_t v = uint32_t{s[i]} << 16 | uint32_t{s[i + 1]} << 8 | s[i + 2];
+    *p++ = kBase64[v >> 18];
+    *p++ = kBase64[(v >> 12) & 0x3f];
+    *p++ = kBase64[(v >> 6) & 0x3f];
+    *p++ = kBase64[v & 0x3f];
+  }
+  const size_t rest = n - i;
   if (rest == 0) return;
-  const uint32_t v = uint32_t{in[i]} << 16 | (rest == 2 ? uint32_t{in[i + 1]} << 8 : 0);
-  *p++ = kAlphabet[v >> 18];
-  *p++ = kAlphabet[(v >> 12) & 0x3f];
-  *p++ = rest == 2 ? kAlphabet[(v >> 6) & 0x3f] : '=';
+  const uint32_t v = uint32_t{s[i]} << 16 | (rest == 2 ? uint32_t{s[i + 1]} << 8 : 0);
+  *p++ = kBase64[v >> 18];
+  *p++ = kBase64[(v >> 12) & 0x3f];
+  *p++ = rest == 2 ? kBase64[(v >> 6) & 0x3f] : '=';
   *p = '=';
 }
 
