@@ -119,8 +119,10 @@ Result<void> OutputSet::add_record(Record r) {
     CaptureFileSink::Options wopts;
     wopts.level = r.zstd_level;
     wopts.clearcap_version = r.version;
-    // --output-queue-mb raises -w's queue too (1 MiB batches), never below its own default.
-    wopts.buffers = std::max<size_t>(wopts.buffers, opts_.queue_mb);
+    // --output-queue-mb raises -w's queue too (1 MiB batches, preallocated:
+    // half of it, as the writer's fallback to stored frames keeps up), never
+    // below its own default of 16.
+    wopts.buffers = std::max<size_t>(wopts.buffers, opts_.queue_mb / 2);
     auto w = CaptureFileSink::open_rotating(r.capture_file, rotation_, wopts);
     if (!w) return tl::unexpected(w.error());
     capture_file_ = w->get();

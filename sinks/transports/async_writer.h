@@ -51,7 +51,7 @@ namespace clearcap {
 class AsyncWriter {
  public:
   struct Options {
-    size_t queue_bytes = 8u << 20;  // event ring (rounded up to a power of two)
+    size_t queue_bytes = 32u << 20;  // event ring (rounded up to a power of two)
     size_t log_queue_lines = 4096;  // pending log lines
     std::chrono::milliseconds initial_backoff{100};
     std::chrono::milliseconds max_backoff{5000};

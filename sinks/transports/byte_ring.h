@@ -22,7 +22,8 @@ class ByteRing {
   explicit ByteRing(size_t capacity) {
     cap_ = 4096;
     while (cap_ < capacity) cap_ <<= 1;
-    buf_ = std::make_unique<char[]>(cap_);
+    // Not zeroed: pages cost memory once the queue first reaches them.
+    buf_ = std::make_unique_for_overwrite<char[]>(cap_);
   }
 
   size_t capacity() const { return cap_; }

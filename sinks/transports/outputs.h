@@ -44,7 +44,7 @@ struct OutputOptions {
   uint64_t rotate_seconds = 0;          // --eventroratetime
   unsigned rotate_keep = 0;             // --rotate-keep (0 = keep all)
   mode_t file_mode = 0600;              // --file-mode: every file clearcap creates (output_file.h)
-  uint64_t queue_mb = 8;                // per-output queue (--output-queue-mb)
+  uint64_t queue_mb = 32;               // per-output queue (--output-queue-mb)
   // At shutdown, how long each output may keep delivering what it holds
   // (all at once); from --shutdown-timeout, leaving room for the rest.
   std::chrono::milliseconds drain_timeout{3000};

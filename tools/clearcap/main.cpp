@@ -132,7 +132,9 @@ int main(int argc, char** argv) {
   app.add_flag("--private-files", private_files, "Accepted for old command lines: files are private by default (--file-mode)");
   app.add_option("--output-queue-mb", out.queue_mb,
                  "Queue per output, in MiB: what a slow or absent destination may fall behind before events are "
-                 "dropped (and counted). -w's queue is this or 16 MiB, whichever is larger")
+                 "dropped (and counted). 32 MiB by default: ~80 ms of JSON at full speed, several scheduler periods "
+                 "of a writer thread that shares its CPU; memory is used as the queue first fills. -w's queue is "
+                 "half of this, at least 16 MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{4096}))
       ->capture_default_str();
   app.add_option("--mapsize", o.mapsize_pages,
