@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -40,10 +41,11 @@ TEST(FuzzRegressions, CaptureReaderKeepsACorruptLastFrameSkipped) {
   std::vector<uint8_t> file;
   capfile::append_header_frame(capfile::local_header(0, "test"), file);
   const auto rec = test::TestRecord().with_payload("GET /fuzz HTTP/1.1\r\n\r\n").bytes();
-  std::vector<uint8_t> content(capfile::kRecordPrefix);
+  static_assert(capfile::kRecordPrefix == sizeof(uint32_t));
   const uint32_t len = static_cast<uint32_t>(rec.size());
+  std::vector<uint8_t> content(capfile::kRecordPrefix + rec.size());
   std::memcpy(content.data(), &len, sizeof(len));
-  content.insert(content.end(), rec.begin(), rec.end());
+  std::copy(rec.begin(), rec.end(), content.begin() + capfile::kRecordPrefix);
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
   std::vector<uint8_t> frame(ZSTD_compressBound(content.size()));
