@@ -30,6 +30,11 @@ std::string metrics_text(const Counters& t, const LiveGauges& g) {
            "queue.");
   for (const auto& o : t.outputs)
     p.sample("clearcap_output_longest_write_seconds", {{"output", o.name}}, static_cast<double>(o.longest_write_ns) / 1e9);
+  p.family("clearcap_ring_peak_fill_ratio", "gauge",
+           "The most a ring held when its reader came to it, as a share of its size: near 1, the readers were late "
+           "and records were (or nearly were) lost to a full ring.");
+  p.sample("clearcap_ring_peak_fill_ratio", {},
+           t.ring_bytes ? static_cast<double>(t.ring_peak_fill) / static_cast<double>(t.ring_bytes) : 0.0);
   p.family("clearcap_reader_queue_batches", "gauge", "Batches waiting for the processor, per reader.");
   for (const auto& [id, batches] : g.reader_queues)
     p.sample("clearcap_reader_queue_batches", {{"reader", std::to_string(id)}}, batches);
@@ -52,6 +57,7 @@ std::string counters_json(const Counters& t) {
         json_escape_text(o.name), o.write_errors, o.dropped_events, o.dropped_bytes, o.longest_write_ns));
   std::string out = "{";
   for (const auto& c : activity_counters()) out += fmt::format(R"("{}":{},)", c.name, c.value(t));
+  out += fmt::format(R"("ring_bytes":{},"ring_peak_fill_bytes":{},)", t.ring_bytes, t.ring_peak_fill);
   return out + fmt::format(R"({},"outputs":[{}]}})", losses_json(t), fmt::join(outputs, ","));
 }
 

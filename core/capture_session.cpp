@@ -34,6 +34,7 @@ Result<void> CaptureSession::start() {
   for (size_t i = 0; i < rings.size(); ++i) groups[i % groups.size()].push_back(rings[i]);
   RingReader::Options ropts;
   ropts.poll_ms = opts_.poll_ms;
+  ropts.rt_priority = opts_.reader_priority;
   ropts.perf = rings_->perf();
   std::vector<BatchSource*> sources;
   for (int i = 0; i < n; ++i) {
@@ -102,7 +103,9 @@ Counters CaptureSession::counters() const {
   for (const auto& r : readers_) {
     t.stalls += r->stalls();
     t.oversize += r->oversize();
+    t.ring_peak_fill = std::max(t.ring_peak_fill, r->peak_fill());
   }
+  t.ring_bytes = rings_->ring_bytes();
   return t;
 }
 

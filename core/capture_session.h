@@ -35,6 +35,7 @@ class CaptureSession {
     RingSet::Options rings;
     int readers = 0;   // 0 = one per CPU, at most 4
     int poll_ms = 20;
+    int reader_priority = 1;  // SCHED_FIFO priority of the readers, 0 = normal (RingReader::Options)
     std::vector<int> pids;  // filters in force from the start
     uint32_t uid = 0;
     Cgroup cgroup;

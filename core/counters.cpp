@@ -140,8 +140,11 @@ std::vector<std::string> summary_lines(const Counters& t, double seconds, const 
         o.dropped_events && o.longest_write_ns
             ? fmt::format("; longest write {} ms", (o.longest_write_ns + 999'999) / 1'000'000)
             : ""));
-  out.push_back(fmt::format("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}",
-                            t.bpf[CC_STAT_NO_FD], t.bpf[CC_STAT_FILTERED], t.stalls));
+  out.push_back(fmt::format("events without a known fd: {}; calls skipped by filters: {}; reader stalls: {}{}",
+                            t.bpf[CC_STAT_NO_FD], t.bpf[CC_STAT_FILTERED], t.stalls,
+                            t.ring_bytes ? fmt::format("; ring peak fill: {}% of {} KiB",
+                                                       t.ring_peak_fill * 100 / t.ring_bytes, t.ring_bytes / 1024)
+                                         : ""));
   out.push_back(fmt::format("targets that appeared after start: {} hooked, {} not hooked (not captured)",
                             t.targets_attached_later, t.targets_not_attached));
   return out;

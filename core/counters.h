@@ -51,6 +51,11 @@ struct Counters {
   uint64_t oversize = 0;       // reader: records larger than a batch (lost)
   uint64_t decode_errors = 0;  // processor: undecodable records (lost)
   uint64_t gaps = 0, gap_bytes = 0, late = 0, stalls = 0;
+  // The most bytes a ring held when its reader came to it, and the ring
+  // size: a peak near the size says the readers were late (records lost to
+  // a full ring, or nearly), so --mapsize or the machine's load is the
+  // place to look. 0 when the source has no rings (capture files).
+  uint64_t ring_peak_fill = 0, ring_bytes = 0;
   // TargetWatch: library files found after start, hooked then / not hooked
   // (their plaintext is not captured: named in the log).
   uint64_t targets_attached_later = 0, targets_not_attached = 0;

@@ -1,4 +1,5 @@
 #include "core/processor.h"
+#include "core/thread_setup.h"
 
 #include <algorithm>
 #include <cstring>
@@ -16,6 +17,7 @@ Processor::~Processor() { join(); }
 
 void Processor::start() {
   thread_ = std::jthread([this] {
+    name_this_thread("cc-processor");
     try {
       run();
     } catch (const std::exception& e) {

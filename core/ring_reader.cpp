@@ -16,6 +16,7 @@
 
 #include "clearcap_abi.h"
 #include "core/boot_clock.h"
+#include "core/thread_setup.h"
 
 namespace clearcap {
 
@@ -25,6 +26,9 @@ namespace {
 constexpr uint64_t kInFlightNs = 2'000'000;
 // epoll tag of the kick eventfd (ring tags are their index).
 constexpr uint32_t kKickTag = ~uint32_t{0};
+// A perf ring's reader publishes its tail at least this often while it
+// drains (the BPF ring's consumer position moves per record).
+constexpr uint64_t kPublishBytes = 256 * 1024;
 }  // namespace
 
 // A mapped BPF ring buffer. Consumed directly rather than through libbpf's
@@ -132,6 +136,7 @@ Result<void> RingReader::map_perf_ring(Ring& r, size_t page) {
 
 void RingReader::start() {
   thread_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("cc-reader" + std::to_string(id_));
     try {
       run(stop);
     } catch (const std::exception& e) {
@@ -141,6 +146,7 @@ void RingReader::start() {
     finished_.store(true, std::memory_order_release);
     processor_wake_->signal();
   });
+  scheduling_ = use_realtime(thread_.native_handle(), opts_.rt_priority);
 }
 
 void RingReader::join() {
@@ -200,7 +206,8 @@ bool RingReader::consume_perf(Ring& r) {
   const uint64_t size = r.mask + 1;
   uint64_t head = __atomic_load_n(&r.perf_meta->data_head, __ATOMIC_ACQUIRE);
   uint64_t tail = r.perf_meta->data_tail;
-  uint64_t n_records = 0, n_bytes = 0;
+  note_fill(head - tail);
+  uint64_t n_records = 0, n_bytes = 0, published = tail;
   bool ok = true;
   while (tail < head) {
     const uint64_t off = tail & r.mask;
@@ -237,6 +244,13 @@ bool RingReader::consume_perf(Ring& r) {
       n_bytes += len;
     }
     tail += ph.size;
+    // Give space back while draining, not only at the end: a full ring
+    // drains for a while (copies into batches), and the producer on the
+    // other CPU fails every record until it sees the tail move.
+    if (tail - published >= kPublishBytes) {
+      __atomic_store_n(&r.perf_meta->data_tail, tail, __ATOMIC_RELEASE);
+      published = tail;
+    }
   }
   __atomic_store_n(&r.perf_meta->data_tail, tail, __ATOMIC_RELEASE);
   records_.fetch_add(n_records, std::memory_order_relaxed);
@@ -249,6 +263,7 @@ bool RingReader::consume(Ring& r) {
   constexpr uint32_t kBusy = BPF_RINGBUF_BUSY_BIT;
   constexpr uint32_t kDiscard = BPF_RINGBUF_DISCARD_BIT;
   uint64_t cons = __atomic_load_n(r.consumer_pos, __ATOMIC_ACQUIRE);
+  note_fill(__atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE) - cons);
   uint64_t n_records = 0, n_bytes = 0;
   bool ok = true;
   while (true) {

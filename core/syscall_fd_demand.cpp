@@ -1,4 +1,5 @@
 #include "core/syscall_fd_demand.h"
+#include "core/thread_setup.h"
 
 #include <condition_variable>
 #include <mutex>
@@ -11,6 +12,7 @@ SyscallFdDemand::SyscallFdDemand(Count count, Want want, Log log, std::chrono::m
     : count_(std::move(count)), want_(std::move(want)), log_(std::move(log)), linger_(linger) {
   if (!start) return;
   thread_ = std::jthread([this](std::stop_token st) {
+    name_this_thread("cc-syscall-fd");
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lk(mu);

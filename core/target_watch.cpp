@@ -1,4 +1,5 @@
 #include "core/target_watch.h"
+#include "core/thread_setup.h"
 
 #include <condition_variable>
 #include <map>
@@ -11,6 +12,7 @@ TargetWatch::TargetWatch(CaptureSession& session, CaptureModule& module, const L
                          std::chrono::milliseconds every, Log log)
     : session_(session), module_(module), spec_(spec), log_(std::move(log)) {
   thread_ = std::jthread([this, every](std::stop_token st) {
+    name_this_thread("cc-targets");
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock lk(mu);

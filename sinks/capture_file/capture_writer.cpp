@@ -13,6 +13,7 @@
 
 #include "core/boot_clock.h"
 #include "sinks/transports/output_file.h"
+#include "core/thread_setup.h"
 
 namespace clearcap {
 
@@ -138,7 +139,10 @@ CaptureFileSink::CaptureFileSink(std::unique_ptr<CaptureOutput> out, Options opt
   // instead of exporting garbage.
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
   cctx_ = cctx;
-  writer_ = std::jthread([this] { writer_main(); });
+  writer_ = std::jthread([this] {
+    name_this_thread("cc-capfile");
+    writer_main();
+  });
 }
 
 CaptureFileSink::~CaptureFileSink() {

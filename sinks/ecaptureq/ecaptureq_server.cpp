@@ -25,6 +25,7 @@
 #include "core/peer_access.h"
 #include "sinks/ecaptureq/ecaptureq_convert.h"
 #include "sinks/encoders/format_util.h"
+#include "core/thread_setup.h"
 
 namespace clearcap {
 
@@ -474,6 +475,7 @@ Result<std::unique_ptr<EcaptureqServer>> EcaptureqServer::start(Options opts) {
   d.accept_next();
   d.wait_wake();
   d.thread = std::jthread([&d] {
+    name_this_thread("cc-ecaptureq");
     // A handler that throws (bad_alloc) must not end the server: count it
     // and keep serving.
     for (;;) {

@@ -1,4 +1,5 @@
 #include "sinks/transports/async_writer.h"
+#include "core/thread_setup.h"
 
 #include <algorithm>
 #include <optional>
@@ -23,7 +24,10 @@ AsyncWriter::AsyncWriter(std::string name, std::unique_ptr<Transport> transport,
 AsyncWriter::~AsyncWriter() { stop(); }
 
 void AsyncWriter::start() {
-  thread_ = std::jthread([this](std::stop_token st) { run(st); });
+  thread_ = std::jthread([this](std::stop_token st) {
+    name_this_thread("cc-output");
+    run(st);
+  });
 }
 
 void AsyncWriter::stop() {

@@ -176,3 +176,31 @@ TEST(Counters, MetricsAndStatusRenderEveryTableCounter) {
 
 }  // namespace
 }  // namespace clearcap
+
+namespace clearcap {
+namespace {
+
+// How close the rings came to full is in the summary, /metrics and /status:
+// the reason a ring-full loss happened (readers late), or nearly did.
+TEST(Counters, RingPeakFillIsShownEverywhere) {
+  Counters c;
+  c.ring_bytes = 4u << 20;
+  c.ring_peak_fill = 3u << 20;
+  const auto lines = summary_lines(c, 1.0, {});
+  bool found = false;
+  for (const auto& l : lines) found |= l.find("; ring peak fill: 75% of 4096 KiB") != std::string::npos;
+  EXPECT_TRUE(found);
+  EXPECT_NE(metrics_text(c, LiveGauges{}).find("\nclearcap_ring_peak_fill_ratio 0.75\n"), std::string::npos);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  const std::string status = counters_json(c);
+  ASSERT_EQ(parser.parse(status).get(doc), simdjson::SUCCESS) << status;
+  EXPECT_EQ(uint64_t(doc["ring_bytes"]), c.ring_bytes);
+  EXPECT_EQ(uint64_t(doc["ring_peak_fill_bytes"]), c.ring_peak_fill);
+
+  // A capture file has no rings: nothing to say.
+  for (const auto& l : summary_lines(Counters{}, 1.0, {})) EXPECT_EQ(l.find("ring peak fill"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace clearcap

@@ -155,6 +155,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   so.rings.perf = o.buffer == "perf";
   so.readers = o.readers;
   so.poll_ms = o.poll_ms;
+  so.reader_priority = o.reader_priority;
   so.pids = o.pids;
   so.uid = o.uid;
   so.cgroup = cgroup;
@@ -231,6 +232,9 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   }
 
   if (auto r = session.start(); !r) return console.say("{}", r.error().message), 1;
+  if (o.debug)
+    for (const auto& r : session.readers())
+      console.log("reader {}: {} ring(s), {}", r->id(), r->ring_count(), r->scheduling());
   std::unique_ptr<SyscallFdDemand> syscall_fd_demand;
   if (o.syscall_fd == "auto")
     syscall_fd_demand = std::make_unique<SyscallFdDemand>(

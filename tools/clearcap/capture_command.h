@@ -23,6 +23,7 @@ struct CaptureCommandOptions {
   std::string syscall_fd = "auto";  // --syscall-fd: auto | always | needed | never
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
+  int reader_priority = 1;        // SCHED_FIFO priority of the ring readers, 0 = normal
   int stats_interval = 0;         // seconds between status lines on stderr, 0 = off
   int rescan_seconds = 5;         // --rescan: look for library files that appeared after start; 0 = never
   int shutdown_timeout = 5;       // --shutdown-timeout: seconds from the stop signal to exit, whatever the outputs do

@@ -163,6 +163,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "always", "needed", "never"}))
       ->capture_default_str();
   app.add_option("--readers", o.readers, "Reader threads (default: one per CPU, at most 4)")->check(CLI::Range(1, 256));
+  app.add_option("--reader-priority", o.reader_priority,
+                 "Real-time (SCHED_FIFO) priority of the ring reader threads; 0 = normal scheduling. A reader runs "
+                 "briefly when woken (it empties its rings) and sleeps; with normal scheduling it first waits for "
+                 "the running thread's time slice to end, milliseconds in which a busy CPU fills megabytes of ring. "
+                 "Falls back to normal scheduling where refused (--debug says)")
+      ->check(CLI::Range(0, 99))
+      ->capture_default_str();
   app.add_option("--poll-ms", o.poll_ms, "How often readers look for records written without a wake-up")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
