@@ -1,6 +1,8 @@
 // Probe cost (root): what one probed call costs the calling thread, with no
 // probe, with the count-only floor (an entry uprobe + uretprobe that only
-// count: bpf/probe_floor.bpf.c), and with clearcap's own tls probes attached
+// count: bpf/probe_floor.bpf.c), with the copy floor (the returned bytes
+// copied into a ring record and nothing else: the least any capture does),
+// and with clearcap's own tls probes attached
 // by TlsCapture's attach code and the reader -> processor -> JSON encoder
 // pipeline running, so records are really consumed.
 //
@@ -229,7 +231,20 @@ Result<Targets> find_targets() {
 
 // ------------------------------------------------------------ conditions
 
-enum class Probe { kNone, kFloor, kClearcap };
+// kCopyFloor: the copy floor of bpf/probe_floor.bpf.c (the returned bytes
+// copied into a ring record, nothing else): clearcap's program time minus
+// its program time is what clearcap's own record work costs.
+enum class Probe { kNone, kFloor, kCopyFloor, kClearcap };
+
+const char* probe_name(Probe p) {
+  switch (p) {
+    case Probe::kNone: return "none";
+    case Probe::kFloor: return "floor";
+    case Probe::kCopyFloor: return "copy-floor";
+    case Probe::kClearcap: return "clearcap";
+  }
+  return "?";
+}
 enum class Work { kFn, kSsl, kSys };
 
 const char* work_name(Work w) { return w == Work::kFn ? "fn" : w == Work::kSsl ? "ssl" : "sys"; }
@@ -304,8 +319,8 @@ class Runner {
     std::unique_ptr<RingSet> rings;
     std::unique_ptr<TlsCapture> cap;
     Pipeline pipe;
-    if (c.probe == Probe::kFloor) {
-      auto f = ProbeFloorSkeleton::open_and_load();
+    if (c.probe == Probe::kFloor || c.probe == Probe::kCopyFloor) {
+      auto f = ProbeFloorSkeleton::open_and_load(c.probe == Probe::kCopyFloor);
       if (!f) return tl::unexpected(f.error());
       floor = std::move(*f);
       auto r = c.work == Work::kFn ? floor->attach(t_.exe, t_.fn_off, getpid())
@@ -377,6 +392,9 @@ class Runner {
       if (h->first != want || h->second != want)
         return make_error(fmt::format("{}: floor probes hit {}/{} times, expected {}", c.name, h->first, h->second,
                                       want));
+      auto lost = floor->lost();
+      if (!lost) return tl::unexpected(lost.error());
+      s.losses = *lost;
     }
     if (cap) {
       cap->detach();
@@ -488,6 +506,7 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     if (!only.empty() && only != fn) continue;
     conds.push_back({fmt::format("{}/none/1k", fn), w, Probe::kNone, 1024, false});
     conds.push_back({fmt::format("{}/floor/1k", fn), w, Probe::kFloor, 1024, false});
+    conds.push_back({fmt::format("{}/copy-floor/1k", fn), w, Probe::kCopyFloor, 1024, false});
     conds.push_back({fmt::format("{}/clearcap/1k", fn), w, Probe::kClearcap, 1024, false});
     conds.push_back({fmt::format("{}/clearcap/16k", fn), w, Probe::kClearcap, 16384, false});
     conds.push_back({fmt::format("{}/clearcap-wake/1k", fn), w, Probe::kClearcap, 1024, true});
@@ -502,6 +521,7 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     if (w == Work::kSsl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
       conds.push_back({"ssl/none/16k", w, Probe::kNone, 16384, false});
       conds.push_back({"ssl/floor/16k", w, Probe::kFloor, 16384, false});
+      conds.push_back({"ssl/copy-floor/16k", w, Probe::kCopyFloor, 16384, false});
     }
   }
   // Unrelated syscalls: the floor probes never run for them, so "none" is
@@ -629,7 +649,7 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
         "\"losses\": {}, \"prog_ns_per_call_median\": {:.1f}, \"ratio_to_floor_paired\": {}, \"prog_ns_per_call\": {}, "
         "\"programs\": [{}], \"ns_per_call_samples\": [{}]}}{}\n",
         c.name, c.work == Work::kSsl ? "SSL_write" : c.work == Work::kFn ? "cc_probe_target" : "write",
-        c.probe == Probe::kNone ? "none" : c.probe == Probe::kFloor ? "floor" : "clearcap", c.payload,
+        probe_name(c.probe), c.payload,
         c.wake_every ? "true" : "false", m, floor > 0 ? m / floor : 0, none > 0 ? m / none : 0, ev, lost, pm,
         ci_json(ratio), ci_json(prog), per_prog, all,
         i + 1 < conds.size() ? "," : "");
