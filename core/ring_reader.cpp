@@ -281,12 +281,21 @@ bool RingReader::consume(Ring& r) {
     uint32_t rec_len = len & ~(kBusy | kDiscard);
     uint64_t advance = (static_cast<uint64_t>(rec_len) + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
     if (!(len & kDiscard)) {
-      if (!take(hdr + BPF_RINGBUF_HDR_SZ, rec_len)) {
+      // Data records are reserved at a size class (stream.bpf.h): only
+      // the record's own header and bytes are taken, not the unused tail.
+      const uint8_t* body = hdr + BPF_RINGBUF_HDR_SZ;
+      uint32_t take_len = rec_len;
+      if (rec_len >= sizeof(cc_record_hdr)) {
+        cc_record_hdr h{};
+        std::memcpy(&h, body, sizeof(h));
+        if (static_cast<uint64_t>(h.hdr_len) + h.data_len <= rec_len) take_len = h.hdr_len + h.data_len;
+      }
+      if (!take(body, take_len)) {
         ok = false;
         break;
       }
       ++n_records;
-      n_bytes += rec_len;
+      n_bytes += take_len;
     }
     cons += advance;
     __atomic_store_n(r.consumer_pos, cons, __ATOMIC_RELEASE);
