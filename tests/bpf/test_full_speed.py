@@ -223,6 +223,45 @@ class FullSpeedTest(unittest.TestCase):
             gap_bytes = sum(got - want for _, want, got in streams.gaps)
             self.assertLessEqual(gap_bytes, ring_full_bytes)
             self.assertEqual(ring_full_bytes, ring_full * SIZE)
+            # How close the ring came to full is reported for the real ring.
+            pm = re.search(r"ring peak fill: (\d+)% of (\d+) KiB", cap.stderr)
+            self.assertTrue(pm, cap.stderr[-3000:])
+            self.assertEqual(int(pm.group(2)), 64)
+            self.assertGreater(int(pm.group(1)), 0)
+            gm = re.search(r"\nclearcap_ring_peak_fill_ratio ([0-9.e+-]+)\n", metrics)
+            self.assertTrue(gm, metrics)
+            self.assertGreater(float(gm.group(1)), 0)
+            self.assertLessEqual(float(gm.group(1)), 1)
+
+    def _reader_threads(self, pid: int) -> list:
+        """(comm, policy, rt priority) of each cc-reader thread of pid."""
+        out = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            if not comm.startswith("cc-reader"):
+                continue
+            # /proc/PID/task/TID/stat: fields 40 and 41 are rt_priority and
+            # policy (after the parenthesised comm, which has no spaces here).
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((comm, int(fields[38]), int(fields[37])))
+        return out
+
+    def test_readers_run_realtime_unless_told_not_to(self):
+        """Readers are SCHED_FIFO 1 by default (a woken reader must not wait
+        for another thread's time slice while its ring fills), and
+        --reader-priority 0 keeps normal scheduling; --debug says which."""
+        sched_fifo, sched_other = 1, 0
+        for args, policy, prio, words in ((["--debug"], sched_fifo, 1, "SCHED_FIFO 1"),
+                                          (["--debug", "--reader-priority", "0"], sched_other, 0,
+                                           "normal scheduling")):
+            with h.Clearcap(["--libssl", h.SYSTEM_LIBSSL, *args]) as cap:
+                readers = self._reader_threads(cap.proc.pid)
+            self.assertTrue(readers, "no thread named cc-reader*")
+            for comm, pol, rtp in readers:
+                self.assertEqual((pol, rtp), (policy, prio), f"{comm} with {args}")
+            self.assertRegex(cap.stderr, rf"reader 0: \d+ ring\(s\), {words}")
 
 
 if __name__ == "__main__":
