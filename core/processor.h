@@ -36,6 +36,9 @@ class Processor {
  public:
   struct Options {
     uint64_t merge_window_ns = 100'000'000;  // > reader poll period + hand-over slack
+    // A fresh promise covers records at most this old (kPromiseLagNs): an
+    // idle source is kicked for one only once the held record is older.
+    uint64_t promise_lag_ns = kPromiseLagNs;
   };
 
   Processor(std::vector<BatchSource*> sources, EventSink& sink, Options opts,
@@ -89,6 +92,10 @@ class Processor {
   StreamTracker tracker_;
   uint64_t last_refresh_ns_ = 0;
   uint64_t last_released_ts_ = 0;
+  // Processor thread: when the record held back by an idle source's old
+  // promise is old enough for a fresh promise to cover it (0 = none); the
+  // processor wakes by then to kick.
+  uint64_t kick_due_ns_ = 0;
   std::jthread thread_;
   std::string error_;
   // FormatOptions packed in one word (bit 63 = hex, low bits = truncate) so

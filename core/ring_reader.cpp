@@ -23,7 +23,7 @@ namespace clearcap {
 namespace {
 // Upper bound on the time between a BPF program reading the clock and
 // committing its record (a 16 KiB copy and a ring commit: microseconds).
-constexpr uint64_t kInFlightNs = 2'000'000;
+constexpr uint64_t kInFlightNs = kPromiseLagNs;  // core/batch_source.h
 // epoll tag of the kick eventfd (ring tags are their index).
 constexpr uint32_t kKickTag = ~uint32_t{0};
 // A perf ring's reader publishes its tail at least this often while it

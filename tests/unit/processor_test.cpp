@@ -216,21 +216,53 @@ TEST(Processor, ShortPacketRecordsAreMergedByTheirTimestamp) {
 TEST(Processor, KicksAnIdleSourceWhosePromiseHoldsRecordsBack) {
   ScriptedSource busy, idle;
   uint64_t now = BootClock::now_boot_ns();
-  busy.add(record(now + 60'000'000'000ull, 1, 0, "held"));
+  busy.add(record(now - 1'000'000'000ull, 1, 0, "held"));  // old enough for a fresh promise
   busy.flush();
-  idle.set_watermark(now);
+  idle.set_watermark(now - 2'000'000'000ull);
   CollectingSink sink;
   moodycamel::spsc_sema::LightweightSemaphore wake;
-  Processor p({&busy, &idle}, sink, {}, &wake);
+  Processor::Options opts;
+  opts.merge_window_ns = 600'000'000'000ull;  // never released by age here
+  Processor p({&busy, &idle}, sink, opts, &wake);
   p.start();
   EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(idle.kicks(), 1) << "no new kick before the source answered with a new promise";
   EXPECT_EQ(busy.kicks(), 0) << "a source with records queued is never kicked";
-  idle.set_watermark(now + 1);  // an answer that still does not cover the record
+  idle.set_watermark(now - 1'500'000'000ull);  // an answer that still does not cover the record
   wake.signal();
   EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 2; }));
-  idle.set_watermark(now + 61'000'000'000ull);
+  idle.set_watermark(now);
+  wake.signal();
+  EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
+  busy.finish();
+  idle.finish();
+  wake.signal();
+  p.join();
+}
+
+// A record younger than a fresh promise could cover is not kicked for: the
+// answer would fall short and be asked again at once (a ping-pong). The
+// processor wakes by itself once the record is old enough, and kicks then.
+TEST(Processor, KicksOnlyOnceAFreshPromiseCanCoverTheHeldRecord) {
+  ScriptedSource busy, idle;
+  uint64_t now = BootClock::now_boot_ns();
+  busy.add(record(now, 1, 0, "fresh"));
+  busy.flush();
+  idle.set_watermark(now - 2'000'000'000ull);
+  CollectingSink sink;
+  moodycamel::spsc_sema::LightweightSemaphore wake;
+  Processor::Options opts;
+  opts.merge_window_ns = 600'000'000'000ull;
+  opts.promise_lag_ns = 1'000'000'000ull;  // a promise covers records 1 s old at best
+  Processor p({&busy, &idle}, sink, opts, &wake);
+  p.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(idle.kicks(), 0) << "kicked before a fresh promise could cover the record";
+  // No signal: the processor's own timer brings the kick once the record is old enough.
+  EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 1; }));
+  EXPECT_GE(BootClock::now_boot_ns(), now + opts.promise_lag_ns);
+  idle.set_watermark(now + 1);
   wake.signal();
   EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
   busy.finish();
