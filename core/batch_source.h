@@ -8,7 +8,11 @@
 
 namespace clearcap {
 
-inline constexpr uint64_t kPromiseLagNs = 2'000'000;  // see BatchSource::watermark()
+// How much older than "now" a fresh promise (BatchSource::watermark) is at
+// best: a ring reader promises up to its tick's start minus the longest a
+// BPF program takes between stamping a record and committing it (a 16 KiB
+// copy and a ring commit: microseconds; 2 ms of margin).
+inline constexpr uint64_t kPromiseLagNs = 2'000'000;
 
 class BatchSource {
  public:
@@ -26,10 +30,6 @@ class BatchSource {
   // queue has all those records. Lets the processor release records from
   // busy sources without waiting the merge window for idle ones.
   virtual uint64_t watermark() const { return 0; }
-  // How much older than "now" a fresh promise is at best: a ring reader
-  // promises up to its tick's start minus the longest a BPF program takes
-  // between stamping a record and committing it (a 16 KiB copy and a ring
-  // commit: microseconds; 2 ms of margin).
   // Any thread: asks the source for a fresh watermark now rather than at its
   // next timer tick (an idle reader sleeps up to its poll period, while the
   // processor holds a busy reader's records behind the idle one's old

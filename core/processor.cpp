@@ -1,9 +1,10 @@
 #include "core/processor.h"
-#include "core/thread_setup.h"
 
 #include <algorithm>
 #include <cstring>
 #include <exception>
+
+#include "core/thread_setup.h"
 
 namespace clearcap {
 
@@ -138,8 +139,8 @@ size_t Processor::release(bool force) {
       // (once per promise: it answers by updating its watermark) - but only
       // once a fresh promise can cover the record: before that, every answer
       // falls short and is asked again at once, a ping-pong of context
-      // switches (a fifth of the processor's time at 64 KiB HTTP/2 responses
-      // with real-time readers) that releases nothing sooner.
+      // switches (with real-time readers, each round trip preempts the
+      // processor twice) that releases nothing sooner.
       if (best_ts + opts_.promise_lag_ns <= now) {
         for (auto& in : inputs_) {
           if (!in.batches.empty() || in.watermark >= best_ts || in.kicked_at == in.watermark) continue;

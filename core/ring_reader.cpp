@@ -29,6 +29,18 @@ constexpr uint32_t kKickTag = ~uint32_t{0};
 // A perf ring's reader publishes its tail at least this often while it
 // drains (the BPF ring's consumer position moves per record).
 constexpr uint64_t kPublishBytes = 256 * 1024;
+
+// The length a record says it has (its header plus its data), within the
+// `avail` bytes the ring gave it: a perf record is padded to 8 bytes and a
+// BPF ring data record is reserved at a size class, and only the record
+// itself goes into a batch. `avail` when the header is cut or claims more.
+uint32_t own_length(const uint8_t* rec, uint32_t avail) {
+  if (avail < sizeof(cc_record_hdr)) return avail;
+  cc_record_hdr h{};
+  std::memcpy(&h, rec, sizeof(h));
+  const uint64_t own = static_cast<uint64_t>(h.hdr_len) + h.data_len;
+  return own <= avail ? static_cast<uint32_t>(own) : avail;
+}
 }  // namespace
 
 // A mapped BPF ring buffer. Consumed directly rather than through libbpf's
@@ -228,14 +240,8 @@ bool RingReader::consume_perf(Ring& r) {
       std::memcpy(&raw, rec + sizeof(ph), 4);
       const uint8_t* body = rec + sizeof(ph) + 4;
       raw = std::min<uint32_t>(raw, ph.size - sizeof(ph) - 4);
-      // The raw size is padded to 8 bytes; the record's own header says how
-      // long it is.
-      cc_record_hdr h{};
-      uint32_t len = raw;
-      if (raw >= sizeof(h)) {
-        std::memcpy(&h, body, sizeof(h));
-        if (static_cast<uint64_t>(h.hdr_len) + h.data_len <= raw) len = h.hdr_len + h.data_len;
-      }
+      // The raw size is padded to 8 bytes.
+      const uint32_t len = own_length(body, raw);
       if (!take(body, len)) {
         ok = false;
         break;
@@ -281,15 +287,9 @@ bool RingReader::consume(Ring& r) {
     uint32_t rec_len = len & ~(kBusy | kDiscard);
     uint64_t advance = (static_cast<uint64_t>(rec_len) + BPF_RINGBUF_HDR_SZ + 7) & ~uint64_t{7};
     if (!(len & kDiscard)) {
-      // Data records are reserved at a size class (stream.bpf.h): only
-      // the record's own header and bytes are taken, not the unused tail.
+      // Data records are reserved at a size class (stream.bpf.h).
       const uint8_t* body = hdr + BPF_RINGBUF_HDR_SZ;
-      uint32_t take_len = rec_len;
-      if (rec_len >= sizeof(cc_record_hdr)) {
-        cc_record_hdr h{};
-        std::memcpy(&h, body, sizeof(h));
-        if (static_cast<uint64_t>(h.hdr_len) + h.data_len <= rec_len) take_len = h.hdr_len + h.data_len;
-      }
+      const uint32_t take_len = own_length(body, rec_len);
       if (!take(body, take_len)) {
         ok = false;
         break;

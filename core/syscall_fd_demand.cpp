@@ -1,10 +1,11 @@
 #include "core/syscall_fd_demand.h"
-#include "core/thread_setup.h"
 
 #include <condition_variable>
 #include <mutex>
 
 #include <fmt/format.h>
+
+#include "core/thread_setup.h"
 
 namespace clearcap {
 

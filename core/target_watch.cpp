@@ -1,10 +1,11 @@
 #include "core/target_watch.h"
-#include "core/thread_setup.h"
 
 #include <condition_variable>
 #include <map>
 
 #include <fmt/format.h>
+
+#include "core/thread_setup.h"
 
 namespace clearcap {
 

@@ -12,8 +12,8 @@
 #include <zstd.h>
 
 #include "core/boot_clock.h"
-#include "sinks/transports/output_file.h"
 #include "core/thread_setup.h"
+#include "sinks/transports/output_file.h"
 
 namespace clearcap {
 

@@ -23,9 +23,9 @@
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include "core/peer_access.h"
+#include "core/thread_setup.h"
 #include "sinks/ecaptureq/ecaptureq_convert.h"
 #include "sinks/encoders/format_util.h"
-#include "core/thread_setup.h"
 
 namespace clearcap {
 

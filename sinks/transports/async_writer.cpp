@@ -1,8 +1,9 @@
 #include "sinks/transports/async_writer.h"
-#include "core/thread_setup.h"
 
 #include <algorithm>
 #include <optional>
+
+#include "core/thread_setup.h"
 
 namespace clearcap {
 namespace {

@@ -211,6 +211,17 @@ TEST(Processor, ShortPacketRecordsAreMergedByTheirTimestamp) {
   EXPECT_EQ(p.late_events(), 0u);
 }
 
+// The kick tests' ending: the held record is released once the idle source's
+// promise covers it, then both sources finish and the processor ends.
+void expect_one_event_then_finish(Processor& p, ScriptedSource& busy, ScriptedSource& idle,
+                                  moodycamel::spsc_sema::LightweightSemaphore& wake) {
+  EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
+  busy.finish();
+  idle.finish();
+  wake.signal();
+  p.join();
+}
+
 // An idle source whose old promise holds a busy source's records back is
 // asked for a fresh one (once per promise), not waited for until its timer.
 TEST(Processor, KicksAnIdleSourceWhosePromiseHoldsRecordsBack) {
@@ -234,11 +245,7 @@ TEST(Processor, KicksAnIdleSourceWhosePromiseHoldsRecordsBack) {
   EXPECT_TRUE(wait_until([&] { return idle.kicks() >= 2; }));
   idle.set_watermark(now);
   wake.signal();
-  EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
-  busy.finish();
-  idle.finish();
-  wake.signal();
-  p.join();
+  expect_one_event_then_finish(p, busy, idle, wake);
 }
 
 // A record younger than a fresh promise could cover is not kicked for: the
@@ -264,11 +271,7 @@ TEST(Processor, KicksOnlyOnceAFreshPromiseCanCoverTheHeldRecord) {
   EXPECT_GE(BootClock::now_boot_ns(), now + opts.promise_lag_ns);
   idle.set_watermark(now + 1);
   wake.signal();
-  EXPECT_TRUE(wait_until([&] { return p.events() == 1; }));
-  busy.finish();
-  idle.finish();
-  wake.signal();
-  p.join();
+  expect_one_event_then_finish(p, busy, idle, wake);
 }
 
 }  // namespace
