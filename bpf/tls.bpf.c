@@ -19,6 +19,9 @@
  *
  * Cost: the per-call path is one task-storage access at entry, one at return
  * (no hash map update), one connection lookup and the copy of the bytes.
+ * Where SSL_read/SSL_write start with an instruction the kernel must
+ * single-step (a second trap per call), userspace hooks the function they
+ * call instead (ssl_*_any_entry).
  */
 #include "common.bpf.h"
 
@@ -75,6 +78,22 @@ SEC("uprobe")
 int BPF_KPROBE(ssl_read_ex_entry)
 {
 	return cc_stream_entry(CC_SRC_SSL_READ_EX, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), -1);
+}
+
+/* The function both SSL_write and SSL_write_ex call (and the same for
+ * reading), where userspace found it cheaper to hook than those two
+ * (modules/tls/tls_targets.cpp, place_tls_probes): the arguments of
+ * SSL_write_ex, (SSL*, buf, num, size_t *count). */
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_any_entry)
+{
+	return cc_stream_entry(CC_SRC_SSL_WRITE_ANY, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), -1);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_any_entry)
+{
+	return cc_stream_entry(CC_SRC_SSL_READ_ANY, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx), -1);
 }
 
 CC_SYS_FD_PROBES()
@@ -248,8 +267,9 @@ int BPF_KRETPROBE(ssl_ret)
 	int rc = (int)PT_REGS_RC(ctx);
 	__u64 n = 0;
 	if (cs.len_ptr) {
-		/* SSL_*_ex: 1 on success, count in *len_ptr */
-		if (rc != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)cs.len_ptr))
+		/* SSL_*_ex: 1 on success, count in *len_ptr; the function they
+		 * call: > 0 on success */
+		if (rc <= 0 || bpf_probe_read_user(&n, sizeof(n), (void *)cs.len_ptr))
 			return 0;
 	} else {
 		if (rc <= 0)
@@ -258,7 +278,9 @@ int BPF_KRETPROBE(ssl_ret)
 	}
 	if (n == 0)
 		return 0;
-	__u8 dir = (cs.source == CC_SRC_SSL_READ || cs.source == CC_SRC_SSL_READ_EX) ? CC_DIR_READ : CC_DIR_WRITE;
+	__u8 dir = (cs.source == CC_SRC_SSL_READ || cs.source == CC_SRC_SSL_READ_EX || cs.source == CC_SRC_SSL_READ_ANY)
+			   ? CC_DIR_READ
+			   : CC_DIR_WRITE;
 	cc_stream_emit(ctx, task, &cs, n, dir);
 	return 0;
 }

@@ -141,6 +141,7 @@ Result<Discovery> discover_targets(const LibrarySpec& spec, const DiscoveryOptio
     auto t = inspect_target(spec, *opts.library);
     if (!t) return tl::unexpected(t.error());
     t->pids = opts.pids;
+    if (spec.place && !opts.at_symbols) spec.place(*t);
     out.targets.push_back(std::move(*t));
     return out;
   }
@@ -162,6 +163,7 @@ Result<Discovery> discover_targets(const LibrarySpec& spec, const DiscoveryOptio
     // System-wide, one probe per file serves every process. With --pid,
     // attach per process so others do not pay for the trap.
     if (!opts.pids.empty()) t->pids.assign(item.pids.begin(), item.pids.end());
+    if (spec.place && !opts.at_symbols) spec.place(*t);
     out.targets.push_back(std::move(*t));
   }
   if (out.targets.empty()) {

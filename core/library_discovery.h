@@ -25,12 +25,17 @@ struct LibrarySpec {
   std::vector<std::vector<std::string>> required;
   bool executables = false;                // also look into each process's executable
   std::string install_hint;                // "install libfoo1"
+  // Moves some of a target's probes to where they cost less (see
+  // core/probe_placement.h), adding offsets under names of its own and
+  // saying why in the target's notes. Null: every probe at its symbol.
+  void (*place)(ProbeTarget& t) = nullptr;
 };
 
 struct DiscoveryOptions {
   std::optional<std::string> library;  // the file the module's flag names
   std::vector<int> pids;               // --pid: only these processes
   std::string proc_root = "/proc";     // for tests
+  bool at_symbols = false;             // --probe-placement symbol: no LibrarySpec::place
 };
 
 struct Discovery {

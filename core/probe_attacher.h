@@ -45,6 +45,7 @@ struct ProbeTarget {
   std::string display;  // path as the owning process sees it, for messages
   std::map<std::string, uint64_t> offsets;  // function name -> file offset
   std::vector<int> pids;                    // attach only in these processes; empty = all
+  std::vector<std::string> notes;           // where the probes sit and why, for --debug
 };
 
 // One row of a module's probe table: a function and the programs run at its

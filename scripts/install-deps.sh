@@ -11,6 +11,7 @@ fi
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config clang
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  libcapstone-dev  # x86-64 decoding: where uprobes sit (core/probe_placement)
   libzstd-dev libsimdjson-dev libreaderwriterqueue-dev libconcurrentqueue-dev
   libexpected-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libbenchmark-dev

@@ -338,6 +338,9 @@ class Runner {
       o.syscall_fd = c.syscall_fd;
       o.discovery.library = t_.libssl;
       o.discovery.pids = {getpid()};
+      // At SSL_write itself, where the floor conditions sit: this benchmark
+      // compares programs at one probe point, not probe points.
+      o.discovery.at_symbols = true;
       auto created = TlsCapture::create(o, *rings);
       if (!created) return tl::unexpected(created.error());
       cap = std::move(*created);
@@ -668,7 +671,7 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
 
 // Count-only probes on the functions clearcap hooks, in one process: the
 // perf harness's "floor" condition.
-int attach_floor(int pid, const std::string& libssl) {
+int attach_floor(int pid, const std::string& libssl, bool at_symbols) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -684,9 +687,16 @@ int attach_floor(int pid, const std::string& libssl) {
     log("{}", target.error().message);
     return 1;
   }
+  // The floor sits where clearcap's probes sit (--probe-placement): the
+  // trap there is what no program can avoid.
+  if (!at_symbols) place_tls_probes(*target);
+  for (const auto& n : target->notes) log("{}", n);
   for (const auto& [fn, off] : target->offsets) {
-    // SSL_set_fd has no return probe in clearcap either.
-    if (auto r = (*floor)->attach(target->path, off, pid, fn != "SSL_set_fd"); !r) {
+    const bool read_moved = target->offsets.count(kSslReadInner) && (fn == "SSL_read" || fn == "SSL_read_ex");
+    const bool write_moved = target->offsets.count(kSslWriteInner) && (fn == "SSL_write" || fn == "SSL_write_ex");
+    if (read_moved || write_moved) continue;
+    // SSL_set_fd and SSL_free have no return probe in clearcap either.
+    if (auto r = (*floor)->attach(target->path, off, pid, fn != "SSL_set_fd" && fn != "SSL_free"); !r) {
       log("{}", r.error().message);
       return 1;
     }
@@ -721,9 +731,12 @@ int main(int argc, char** argv) {
   app.add_option("--readers", readers, "reader threads (default: clearcap's, one per CPU up to 4)");
   int pid = -1;
   std::string libssl;
+  std::string placement = "auto";
   auto* floor_cmd = app.add_subcommand("attach-floor", "count-only probes on a process's libssl until SIGINT");
   floor_cmd->add_option("--pid", pid, "process to probe")->required();
   floor_cmd->add_option("--libssl", libssl, "library file")->required();
+  floor_cmd->add_option("--probe-placement", placement, "where the probes sit, as clearcap's option (default auto)")
+      ->check(CLI::IsMember({"auto", "symbol"}));
   CLI11_PARSE(app, argc, argv);
 
   libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
@@ -731,7 +744,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "probe_cost: {}\n", r.error().message);
     return 77;  // CTest's skip code: not root
   }
-  if (*floor_cmd) return clearcap::attach_floor(pid, libssl);
+  if (*floor_cmd) return clearcap::attach_floor(pid, libssl, placement == "symbol");
   if (quick) {
     calls = 2000;
     rounds = 1;

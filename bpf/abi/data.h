@@ -32,6 +32,11 @@ enum cc_source {
 	CC_SRC_SSL_WRITE_EX = 2,
 	CC_SRC_SSL_READ_EX = 3,
 	CC_SRC_HANDSHAKE = 4, /* a handshake call: learns the fd, emits nothing (any module) */
+	/* The function SSL_write and SSL_write_ex (SSL_read and SSL_read_ex)
+	 * both call, hooked instead of them where that is cheaper: the record
+	 * came from one of the two, which one is not known. */
+	CC_SRC_SSL_WRITE_ANY = 5,
+	CC_SRC_SSL_READ_ANY = 6,
 	/* gnutls */
 	CC_SRC_GNUTLS_SEND = 16,       /* gnutls_record_send2 (or _send where send2 is missing) */
 	CC_SRC_GNUTLS_RECV = 17,       /* gnutls_record_recv */

@@ -140,10 +140,15 @@ std::vector<ProbeSpec> TlsCapture::probe_table(bool data) const {
   auto* s = bpf_->raw();
   std::vector<ProbeSpec> rows;
   if (data) {
-    rows.push_back({"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret});
-    rows.push_back({"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret});
-    rows.push_back({"SSL_write_ex", s->progs.ssl_write_ex_entry, s->progs.ssl_ret});
-    rows.push_back({"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret});
+    // Where a target has the function both SSL_write and SSL_write_ex call
+    // placed (place_tls_probes), it replaces them: hooking both would see
+    // each call twice.
+    rows.push_back({kSslWriteInner, s->progs.ssl_write_any_entry, s->progs.ssl_ret});
+    rows.push_back({kSslReadInner, s->progs.ssl_read_any_entry, s->progs.ssl_ret});
+    rows.push_back({"SSL_write", s->progs.ssl_write_entry, s->progs.ssl_ret, kSslWriteInner});
+    rows.push_back({"SSL_read", s->progs.ssl_read_entry, s->progs.ssl_ret, kSslReadInner});
+    rows.push_back({"SSL_write_ex", s->progs.ssl_write_ex_entry, s->progs.ssl_ret, kSslWriteInner});
+    rows.push_back({"SSL_read_ex", s->progs.ssl_read_ex_entry, s->progs.ssl_ret, kSslReadInner});
   }
   rows.push_back({"SSL_set_fd", s->progs.ssl_set_fd_entry, nullptr});
   rows.push_back({"SSL_free", s->progs.ssl_free_entry, nullptr});

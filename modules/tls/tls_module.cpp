@@ -42,7 +42,9 @@ const ModuleInfo& tls_module() {
       .sources = {{CC_SRC_SSL_WRITE, "SSL_write"},
                   {CC_SRC_SSL_READ, "SSL_read"},
                   {CC_SRC_SSL_WRITE_EX, "SSL_write_ex"},
-                  {CC_SRC_SSL_READ_EX, "SSL_read_ex"}},
+                  {CC_SRC_SSL_READ_EX, "SSL_read_ex"},
+                  {CC_SRC_SSL_WRITE_ANY, "SSL_write/SSL_write_ex"},
+                  {CC_SRC_SSL_READ_ANY, "SSL_read/SSL_read_ex"}},
       .load = &load,
   };
   return info;

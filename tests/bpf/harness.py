@@ -761,10 +761,17 @@ class Clearcap:
 # source -> (module, direction)
 SOURCES = {"SSL_write": ("tls", "write"), "SSL_read": ("tls", "read"),
            "SSL_write_ex": ("tls", "write"), "SSL_read_ex": ("tls", "read"),
+           "SSL_write/SSL_write_ex": ("tls", "write"), "SSL_read/SSL_read_ex": ("tls", "read"),
            "gnutls_record_send": ("gnutls", "write"), "gnutls_record_recv": ("gnutls", "read"),
            "gnutls_record_send_range": ("gnutls", "write"), "gnutls_record_recv_seq": ("gnutls", "read"),
            "PR_Write": ("nss", "write"), "PR_Read": ("nss", "read"),
            "PR_Send": ("nss", "write"), "PR_Recv": ("nss", "read")}
+# What records from Debian 12's libssl.so.3 say by default: its SSL_read
+# and SSL_write start with an instruction the kernel single-steps, so the
+# probes sit at the function both they and their _ex variants call
+# (--probe-placement auto; `symbol` gives the functions' own names).
+SYSTEM_SSL_WRITE = "SSL_write/SSL_write_ex"
+SYSTEM_SSL_READ = "SSL_read/SSL_read_ex"
 TYPES = {"http1_request", "http1_response", "http2_request", "http2_response", "websocket", "data"}
 FAMILIES = {"ipv4", "ipv6", "unknown"}
 TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{9})(Z|\+00:00)$")

@@ -38,7 +38,7 @@ class NodeClientTest(unittest.TestCase):
         w = w[0]
         h.check_event_schema(self, w)
         self.assertEqual(w["comm"], "node", h.describe(w))
-        self.assertIn(w["source"], ("SSL_write", "SSL_write_ex"), h.describe(w))
+        self.assertIn(w["source"], ("SSL_write", "SSL_write_ex", h.SYSTEM_SSL_WRITE), h.describe(w))
         self.assertIn(f"X-Clearcap-Token: {token}".encode(), h.payload_bytes(w))
         r = h.matching(events, h.RESPONSE_MARKER, pid=pid, direction="read")[0]
         h.check_event_schema(self, r)

@@ -1,4 +1,6 @@
-"""/usr/bin/python3's ssl module (SSL_write_ex / SSL_read_ex) -> our nginx."""
+"""/usr/bin/python3's ssl module (SSL_write_ex / SSL_read_ex) -> our nginx,
+with the probes where they cost least (the function SSL_*_ex calls) and at
+the functions' own entries (--probe-placement symbol)."""
 
 import json
 import os
@@ -15,8 +17,14 @@ h.privilege_gate()
 class PythonClientTest(unittest.TestCase):
 
     def test_python_ssl_ex_functions(self):
+        self._check(["--probe-placement", "symbol"], "SSL_write_ex", "SSL_read_ex")
+
+    def test_python_ssl_ex_functions_hooked_where_cheaper(self):
+        self._check([], h.SYSTEM_SSL_WRITE, h.SYSTEM_SSL_READ)
+
+    def _check(self, args, write_source, read_source):
         with h.Nginx() as ngx:
-            with h.Clearcap() as cap:
+            with h.Clearcap(args) as cap:
                 runs = []
                 for tls in ("1.3", "1.2"):
                     token = h.new_token()
@@ -57,15 +65,15 @@ class PythonClientTest(unittest.TestCase):
                     self.assertEqual(ev["tid"], pid)
                     self.assertEqual(ev["uid"], os.geteuid())
                     self.assertEqual(ev["family"], "ipv4")
-                self.assertEqual(w["source"], "SSL_write_ex", h.describe(w))
-                self.assertEqual(r["source"], "SSL_read_ex", h.describe(r))
+                self.assertEqual(w["source"], write_source, h.describe(w))
+                self.assertEqual(r["source"], read_source, h.describe(r))
                 self.assertEqual((w["src_port"], w["dst_port"]), (port, ngx.port), h.describe(w))
                 self.assertEqual((r["src_port"], r["dst_port"]), (ngx.port, port), h.describe(r))
                 self.assertEqual(w["type"], "http1_request", h.describe(w))
                 self.assertEqual(w["conn_id"], r["conn_id"])
                 # no other library entry point reported the same bytes again
                 mine = h.matching(events, None, pid=pid)
-                self.assertEqual({e["source"] for e in mine}, {"SSL_write_ex", "SSL_read_ex"},
+                self.assertEqual({e["source"] for e in mine}, {write_source, read_source},
                                  "\n".join(map(h.describe, mine)))
                 _, data = h.reassemble(events, w["conn_id"], "write", require_start_zero=True)
                 self.assertEqual(len(data), sent)

@@ -345,7 +345,7 @@ class ServersTest(unittest.TestCase):
                 h.log(f"clearcap CPU while refusing: {cpu:.2f} cores")
                 self.assertLess(cpu, 0.5, "refusing connections must not spin")
                 cap.wait_for(lambda evs: sum(1 for e in evs if h.has(e, f"GET /{token}-") and
-                                             e.get("source") == "SSL_write") >= 20,
+                                             e.get("source") == h.SYSTEM_SSL_WRITE) >= 20,
                              what="every request of root's curl")
             self.assertEqual(cap.losses, 0, cap.stderr[-3000:])
 

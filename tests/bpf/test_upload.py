@@ -64,7 +64,7 @@ class UploadTest(unittest.TestCase):
         conn = conns.pop()
         for e in mine:
             h.check_event_schema(self, e)
-            self.assertEqual(e["source"], "SSL_write_ex", h.describe(e))
+            self.assertEqual(e["source"], h.SYSTEM_SSL_WRITE, h.describe(e))
             self.assertFalse(e["truncated"], h.describe(e))
             self.assertLessEqual(e["len"], CHUNK_MAX, h.describe(e))
             self.assertEqual((e["src_port"], e["dst_port"]), (cport, ngx.port), h.describe(e))

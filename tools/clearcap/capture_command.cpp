@@ -167,6 +167,7 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
   ModuleOptions mo;
   mo.discovery.library = o.library;
   mo.discovery.pids = o.pids;
+  mo.discovery.at_symbols = o.probe_placement == "symbol";
   mo.mode = o.mode;
   mo.syscall_fd = o.syscall_fd;
   auto cap_r = session.add_module([&](const RingSet& rings) { return module.load(mo, rings); });
@@ -186,9 +187,11 @@ int run_capture_command(const ModuleInfo& module, const CaptureCommandOptions& o
                 cap.syscall_tracepoints() ? "attached (they run for every read/write syscall on the machine)"
                                           : "not attached",
                 o.syscall_fd);
-    for (const auto& t : cap.targets())
+    for (const auto& t : cap.targets()) {
       console.log("target: {} ({} functions{})", t.display, t.offsets.size(),
                   t.pids.empty() ? std::string() : fmt::format(", pids {}", fmt::join(t.pids, ",")));
+      for (const auto& n : t.notes) console.log("target: {}: {}", t.display, n);
+    }
   }
 
   if (pcap_mode) {

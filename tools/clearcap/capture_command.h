@@ -21,6 +21,7 @@ struct CaptureCommandOptions {
   int64_t wakeup_bytes = -1;      // -1 = a quarter of the ring
   std::string buffer = "ring";    // --buffer: ring (BPF ring buffers) | perf (perf event arrays)
   std::string syscall_fd = "auto";  // --syscall-fd: auto | always | needed | never
+  std::string probe_placement = "auto";  // --probe-placement: auto | symbol
   int readers = 0;                // 0 = min(CPUs, 4)
   int poll_ms = 20;
   int reader_priority = 1;        // SCHED_FIFO priority of the ring readers, 0 = normal

@@ -162,6 +162,15 @@ int main(int argc, char** argv) {
                  "any can be found); needed (only while a layout is unknown); never")
       ->check(CLI::IsMember({"auto", "always", "needed", "never"}))
       ->capture_default_str();
+  app.add_option("--probe-placement", o.probe_placement,
+                 "Where the probes sit: auto (default): where the kernel handles a probe with one trap, not two. "
+                 "A probe on an instruction the kernel must single-step costs a second trap per call; where "
+                 "SSL_read/SSL_write start with one, they are hooked at the function both they and their _ex "
+                 "variants call, found in the library's machine code (its records' source then reads "
+                 "\"SSL_read/SSL_read_ex\"). symbol: every probe at its function's entry. --debug says where "
+                 "each target's probes sit and why")
+      ->check(CLI::IsMember({"auto", "symbol"}))
+      ->capture_default_str();
   app.add_option("--readers", o.readers, "Reader threads (default: one per CPU, at most 4)")->check(CLI::Range(1, 256));
   app.add_option("--reader-priority", o.reader_priority,
                  "Real-time (SCHED_FIFO) priority of the ring reader threads; 0 = normal scheduling. A reader runs "
