@@ -191,6 +191,26 @@ TEST(Base64, EveryLengthRoundTrips) {
   EXPECT_EQ(known, "TWFueSBoYW5kcyBtYWtlIGxpZ2h0IHdvcmsu");
 }
 
+// Long inputs are checked on a prefix of whole characters first: a
+// character across the prefix's edge, at every offset, must not make valid
+// text look invalid, and a bad byte after the prefix is still found.
+TEST(Utf8, LongTextIsJudgedWholeWhateverSitsAtThePrefixEdge) {
+  for (size_t lead = 56; lead <= 68; ++lead) {
+    for (const std::string ch : {"\u00e9", "\u20ac", "\U0001F600"}) {
+      std::string s(lead, 'a');
+      s += ch;
+      s += std::string(400, 'b');
+      EXPECT_TRUE(is_valid_utf8(s)) << lead << " " << ch.size();
+      std::string bad = s;
+      bad[300] = static_cast<char>(0xff);
+      EXPECT_FALSE(is_valid_utf8(bad)) << lead << " " << ch.size();
+    }
+  }
+  std::string binary(1000, 'x');
+  binary[10] = static_cast<char>(0xc3);  // a lead byte without its continuation
+  EXPECT_FALSE(is_valid_utf8(binary));
+}
+
 TEST(JsonEncoder, EveryLineParsesAndRoundTrips) {
   simdjson::dom::parser parser;
   for (Case& c : cases()) {
