@@ -204,6 +204,14 @@ Result<uint64_t> MachineCode::delegate(const FunctionRange& f, const WrapperRule
             return fail(fmt::format("changes {} before its call ({} at 0x{:x})", arg_name(kept), text_of(*i),
                                     i->address));
       }
+      for (uint8_t k = 0; k < nread; ++k) {
+        auto a = arg_reg(read[k]);
+        if (!a) continue;
+        for (ArgReg unread : rule.not_read)
+          if (unread == *a)
+            return fail(fmt::format("reads {} before its call ({} at 0x{:x})", arg_name(unread), text_of(*i),
+                                    i->address));
+      }
     }
   }
   if (!target) return fail("calls no function");

@@ -47,6 +47,10 @@ struct WrapperRule {
   // Conditional branches are allowed before the call (an early error
   // return); without this, every call of the wrapper reaches the delegate.
   bool branches_before_call = false;
+  // Arguments the wrapper does not even read before the call: it keeps no
+  // copy, so it cannot use them after the call either (a count pointer
+  // that only the delegate can write through).
+  std::initializer_list<ArgReg> not_read = {};
 };
 
 // The machine code of one ELF file.

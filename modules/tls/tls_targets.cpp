@@ -60,9 +60,11 @@ void place_tls_probes(TlsTarget& t) {
       say(fmt::format("{} starts with `{}`, which the kernel emulates", p.plain, entry->text));
       continue;
     }
-    // SSL_*_ex hands every call on with all four arguments unchanged, so the
-    // function it calls has its contract; SSL_* must call the same one.
-    auto via_ex = code->delegate(ex->second, {.passes = {ArgReg::kRdi, ArgReg::kRsi, ArgReg::kRdx, ArgReg::kRcx}});
+    // SSL_*_ex hands every call on with all four arguments unchanged and
+    // keeps no copy of its count pointer, so the function it calls has its
+    // contract and writes the count; SSL_* must call the same one.
+    auto via_ex = code->delegate(ex->second, {.passes = {ArgReg::kRdi, ArgReg::kRsi, ArgReg::kRdx, ArgReg::kRcx},
+                                              .not_read = {ArgReg::kRcx}});
     if (!via_ex) {
       say(fmt::format("{}: {}", p.ex, via_ex.error().message));
       continue;

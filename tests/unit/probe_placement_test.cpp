@@ -22,10 +22,10 @@ class Placement : public ::testing::Test {
     code_.emplace(std::move(*code));
     auto fns = find_functions(kFixture, {"inner_push", "inner_endbr", "inner_sub", "SSL_read", "SSL_read_ex",
                                          "writes_rsi", "branches_first", "calls_two", "calls_indirect",
-                                         "first_call_plt", "tail_jump"});
+                                         "first_call_plt", "tail_jump", "keeps_count"});
     ASSERT_TRUE(fns) << fns.error().message;
     fns_ = std::move(*fns);
-    ASSERT_EQ(fns_.size(), 11u);
+    ASSERT_EQ(fns_.size(), 12u);
   }
   FunctionRange fn(const std::string& name) { return fns_.at(name); }
   std::string delegate_error(const std::string& name, const WrapperRule& rule) {
@@ -86,6 +86,10 @@ TEST_F(Placement, WhatIsNoThinWrapper) {
   EXPECT_NE(delegate_error("calls_indirect", rule).find("indirect call"), std::string::npos);
   EXPECT_NE(delegate_error("first_call_plt", rule).find("not a function of this file's .text"), std::string::npos);
   EXPECT_NE(delegate_error("tail_jump", rule).find("jumps out"), std::string::npos);
+  EXPECT_NE(delegate_error("keeps_count", {.passes = {ArgReg::kRdi}, .not_read = {ArgReg::kRcx}}).find("reads %rcx"),
+            std::string::npos);
+  // SSL_read_ex's shape keeps nothing.
+  EXPECT_TRUE(code_->delegate(fn("SSL_read_ex"), {.passes = {ArgReg::kRdi}, .not_read = {ArgReg::kRcx}}));
   // An early error branch is fine where the rule allows it.
   EXPECT_TRUE(code_->delegate(fn("branches_first"), {.passes = {ArgReg::kRdi}, .branches_before_call = true}));
 }
