@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -196,22 +197,16 @@ Result<uint64_t> MachineCode::delegate(const FunctionRange& f, const WrapperRule
       uint8_t nread = 0, nwritten = 0;
       if (cs_regs_access(dis.handle(), i, read, &nread, written, &nwritten) != CS_ERR_OK)
         return fail(fmt::format("has an instruction at 0x{:x} whose registers are unknown", i->address));
-      for (uint8_t k = 0; k < nwritten; ++k) {
-        auto a = arg_reg(written[k]);
-        if (!a) continue;
-        for (ArgReg kept : rule.passes)
-          if (kept == *a)
-            return fail(fmt::format("changes {} before its call ({} at 0x{:x})", arg_name(kept), text_of(*i),
-                                    i->address));
-      }
-      for (uint8_t k = 0; k < nread; ++k) {
-        auto a = arg_reg(read[k]);
-        if (!a) continue;
-        for (ArgReg unread : rule.not_read)
-          if (unread == *a)
-            return fail(fmt::format("reads {} before its call ({} at 0x{:x})", arg_name(unread), text_of(*i),
-                                    i->address));
-      }
+      // The first argument register of `regs` that is in `banned`, if any.
+      auto first_of = [](const uint16_t* regs, uint8_t n, std::initializer_list<ArgReg> banned) -> std::optional<ArgReg> {
+        for (uint8_t k = 0; k < n; ++k)
+          if (auto a = arg_reg(regs[k]); a && std::find(banned.begin(), banned.end(), *a) != banned.end()) return a;
+        return std::nullopt;
+      };
+      if (auto a = first_of(written, nwritten, rule.passes))
+        return fail(fmt::format("changes {} before its call ({} at 0x{:x})", arg_name(*a), text_of(*i), i->address));
+      if (auto a = first_of(read, nread, rule.not_read))
+        return fail(fmt::format("reads {} before its call ({} at 0x{:x})", arg_name(*a), text_of(*i), i->address));
     }
   }
   if (!target) return fail("calls no function");
