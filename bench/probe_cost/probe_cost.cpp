@@ -65,6 +65,7 @@
 #include "core/ring_set.h"
 #include "modules/registry.h"
 #include "modules/tls/tls_capture.h"
+#include "modules/tls/tls_targets.h"
 #include "sinks/encoders/json_encoder.h"
 #include "skel/probe_floor_skeleton.h"
 
@@ -193,6 +194,10 @@ struct Targets {
   uint64_t fn_off = 0;  // file offset of cc_probe_target
   std::string libssl;   // the libssl this process really uses
   uint64_t ssl_write_off = 0;
+  // Where clearcap's probes for SSL_write sit by default (--probe-placement
+  // auto): the function SSL_write and SSL_write_ex call; 0 when this
+  // libssl keeps them at SSL_write.
+  uint64_t ssl_write_placed_off = 0;
 };
 
 Result<Targets> find_targets() {
@@ -216,6 +221,9 @@ Result<Targets> find_targets() {
   if (!s) return tl::unexpected(s.error());
   if (!s->count("SSL_write")) return make_error(t.libssl + ": no SSL_write");
   t.ssl_write_off = s->at("SSL_write");
+  TlsTarget placed{t.libssl, t.libssl, {}, {}};
+  place_tls_probes(placed);
+  if (auto it = placed.offsets.find(kSslWriteInner); it != placed.offsets.end()) t.ssl_write_placed_off = it->second;
 
   // The claim of this benchmark: the probed instruction is `sub rsp, imm8`.
   const auto* code = reinterpret_cast<const unsigned char*>(&cc_probe_target);
@@ -261,6 +269,9 @@ struct Condition {
   // (never here: no SyscallFdDemand runs); always keeps them attached.
   TlsCapture::Options::SyscallFd syscall_fd = TlsCapture::Options::SyscallFd::kAuto;
   bool perf_buffer = false;  // --buffer perf: perf event rings instead of BPF rings
+  // Probes where clearcap puts them by default (--probe-placement auto)
+  // instead of at SSL_write; compared with the floor there ("-placed").
+  bool placed = false;
 };
 
 struct Sample {
@@ -324,7 +335,8 @@ class Runner {
       if (!f) return tl::unexpected(f.error());
       floor = std::move(*f);
       auto r = c.work == Work::kFn ? floor->attach(t_.exe, t_.fn_off, getpid())
-                                   : floor->attach(t_.libssl, t_.ssl_write_off, getpid());
+                                   : floor->attach(t_.libssl, c.placed ? t_.ssl_write_placed_off : t_.ssl_write_off,
+                                                   getpid());
       if (!r) return tl::unexpected(r.error());
     } else if (c.probe == Probe::kClearcap) {
       RingSet::Options ro;
@@ -338,9 +350,9 @@ class Runner {
       o.syscall_fd = c.syscall_fd;
       o.discovery.library = t_.libssl;
       o.discovery.pids = {getpid()};
-      // At SSL_write itself, where the floor conditions sit: this benchmark
-      // compares programs at one probe point, not probe points.
-      o.discovery.at_symbols = true;
+      // At SSL_write itself, where the floor conditions sit, unless the
+      // condition is a "-placed" one (compared with its own floor).
+      o.discovery.at_symbols = !c.placed;
       auto created = TlsCapture::create(o, *rings);
       if (!created) return tl::unexpected(created.error());
       cap = std::move(*created);
@@ -521,6 +533,15 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
       conds.push_back({"ssl/clearcap-perfbuf/16k", w, Probe::kClearcap, 16384, false,
                        TlsCapture::Options::SyscallFd::kAuto, true});
     }
+    if (w == Work::kSsl && targets->ssl_write_placed_off) {
+      // Where clearcap hooks SSL_write by default: no single step.
+      Condition floor{"ssl/floor-placed/1k", w, Probe::kFloor, 1024, false};
+      floor.placed = true;
+      conds.push_back(floor);
+      Condition cc{"ssl/clearcap-placed/1k", w, Probe::kClearcap, 1024, false};
+      cc.placed = true;
+      conds.push_back(cc);
+    }
     if (w == Work::kSsl) {  // encryption grows with the payload: the 16 KiB rows need their own baselines
       conds.push_back({"ssl/none/16k", w, Probe::kNone, 16384, false});
       conds.push_back({"ssl/floor/16k", w, Probe::kFloor, 16384, false});
@@ -609,7 +630,8 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
     // The floor and no-probe rows for the same function (and, for SSL_write,
     // the same payload size: encryption cost grows with it).
     std::string size = c.work == Work::kSys ? "1b" : c.work == Work::kSsl && c.payload == 16384 ? "16k" : "1k";
-    double floor = find(fmt::format("{}/floor/{}", fn, size));
+    const std::string floor_name = fmt::format("{}/floor{}/{}", fn, c.placed ? "-placed" : "", size);
+    double floor = find(floor_name);
     double none = find(fmt::format("{}/none/{}", fn, size));
     double m = med(i);
     uint64_t ev = 0, lost = 0;
@@ -618,7 +640,7 @@ int run_bench(size_t calls, int rounds, size_t readers, const std::string& json_
       lost += s.losses;
     }
     const double pm = prog_med(i);
-    const Ci ratio = paired(i, index_of(fmt::format("{}/floor/{}", fn, size)));
+    const Ci ratio = paired(i, index_of(floor_name));
     std::vector<double> pv;
     for (const auto& smp : samples[i]) pv.push_back(smp.prog_ns_per_call);
     const Ci prog = median_ci(pv);
