@@ -247,6 +247,23 @@ void append_base64(std::string& out, std::span<const uint8_t> in) {
   *p = '=';
 }
 
+namespace {
+
+// Binary payloads fail within their first bytes, but simdjson checks the
+// whole input before it answers: long inputs are checked on a prefix of
+// whole characters first (it ends before a byte that starts a character, so
+// it is valid whenever the input is). Out of line: short inputs never pay
+// for it.
+constexpr size_t kUtf8Prefix = 64;
+
+__attribute__((noinline)) bool prefix_valid_utf8(std::string_view s) {
+  size_t cut = kUtf8Prefix;
+  while (cut > kUtf8Prefix - 4 && (static_cast<uint8_t>(s[cut]) & 0xC0) == 0x80) --cut;
+  return simdjson::validate_utf8(s.data(), cut);
+}
+
+}  // namespace
+
 bool is_valid_utf8(std::string_view s) {
   // Short ASCII strings (comm, module: two per JSON line) are checked here:
   // simdjson's implementation dispatch costs more than the check. Longer
@@ -257,16 +274,7 @@ bool is_valid_utf8(std::string_view s) {
                                 [](uint8_t c) { return c >= 0x80; }) == s.size()) {
     return true;
   }
-  // Binary payloads fail within their first bytes, but simdjson checks the
-  // whole input before it answers: check a prefix of whole characters
-  // first (it ends before a byte that starts a character, so it is valid
-  // whenever `s` is).
-  constexpr size_t kPrefix = 64;
-  if (s.size() > 4 * kPrefix) {
-    size_t cut = kPrefix;
-    while (cut > kPrefix - 4 && (static_cast<uint8_t>(s[cut]) & 0xC0) == 0x80) --cut;
-    if (!simdjson::validate_utf8(s.data(), cut)) return false;
-  }
+  if (s.size() > 4 * kUtf8Prefix && !prefix_valid_utf8(s)) return false;
   return simdjson::validate_utf8(s.data(), s.size());
 }
 
