@@ -73,6 +73,15 @@ def main():
             res["small"]["clearcap-json"]["ratio_to_floor"] *= 1.5
             with open(better, "w") as f:
                 json.dump(data, f)
+            # A baseline from before the floor moved to clearcap's places
+            # (no floor_placement): its ratios to the floor are not compared.
+            old = os.path.join(d, "old-floor.json")
+            del data["meta"]["floor_placement"]
+            for rows in res.values():
+                rows.pop("floor-symbol", None)
+            with open(old, "w") as f:
+                json.dump(data, f)
+            data["meta"]["floor_placement"] = "auto"
             data["meta"]["loadavg_end"] = [3.0, 2.0, 1.0]
             with open(busy, "w") as f:
                 json.dump(data, f)
@@ -82,6 +91,8 @@ def main():
                 fail("--check did not exit 3 on a 33% drop of a ratio")
             if subprocess.run([run, "--check", busy, "--results", same]).returncode != 1:
                 fail("--check accepted a baseline taken under load 3")
+            if subprocess.run([run, "--check", old, "--results", same]).returncode != 0:
+                fail("--check compared ratios to a floor at other places (a 33% better baseline ratio)")
     else:
         names = {r["name"]: r for r in data["results"]}
         for n in ("fn/none/1k", "fn/floor/1k", "fn/clearcap/1k", "fn/clearcap-wake/1k", "ssl/floor/1k",
