@@ -184,7 +184,14 @@ class StoppableTest(unittest.TestCase):
         took, err, _ = self.stop_stalled_tcp(1)
         h.log(f"--shutdown-timeout 1: exited {took:.2f} s after SIGINT")
         self.assertLess(took, 1 + DETACH_ALLOWANCE, err[-3000:])
-        self.assertIn("--shutdown-timeout (1 s) reached", err)
+        # Which bound ends the stop is a race by design: the outputs' drain
+        # budget follows --shutdown-timeout (0.4 s per second of it, plus the
+        # writer's 0.5 s to interrupt a blocked send), so a stalled collector
+        # is given up at ~0.9 s, and the process-wide bound at 1 s is the
+        # backstop for a stop that is stuck elsewhere. Either way the run
+        # ends within the bound, with the summary and the loss counted.
+        self.assertTrue("--shutdown-timeout (1 s) reached" in err or
+                        re.search(r"output tcp://\S+: .*[1-9]\d* events not delivered", err), err[-3000:])
         self.assertIn("--- summary", err)
         self.assertRegex(err, r"losses: [1-9]")
 
